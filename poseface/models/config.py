@@ -28,7 +28,8 @@ class ModelConfig:
     lr_mlp: float = 0.01  # learning-rate multiplier of the mapping MLP
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)  # FIR resampling filter
     mmrb: bool = True  # one MMRB per encoder scale except the first and last (paper Fig. 2); False = ablation (a)
-    decoder_mid_channels: int = 0  # width of the decoder's residual path (0 = the channels of its scale)
+    mmrb_expansion: int = 1  # width of the MMRB second stage, in halves of C (see models/mmrb.py)
+    decoder_width: float = 0.5  # width of the decoder's residual path, as a fraction of its scale's channels
     # 5-point face template in pixels of a `size` x `size` face (None = FFHQ template scaled to size)
     face_template: tuple[tuple[float, float], ...] | None = None
     discriminator_channel_multiplier: float | None = None  # None = same as the generator

@@ -1,0 +1,195 @@
+"""Load GPEN's released checkpoints (`GPEN-BFR-512.pth`, `GPEN-BFR-512-D.pth`) into PoseFace.
+
+GPEN's generator is our model without MMRBs and with an identity decoder: its encoder convs
+(`ecd{j}`) and latent layer (`final_linear`) become our encoder, its StyleGAN2 (`generator.*`)
+our prior. MMRBs and decoder start as identities (zero-initialised residual paths), so the
+converted model computes GPEN's output. GPEN's discriminator keys equal ours.
+
+Sizes are inferred from tensor shapes: size from the number of encoder convs, style dim and
+mapping depth from `generator.style.*`, narrow from the 4x4 constant (512 * narrow channels),
+channel multiplier from the full-resolution channels.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from poseface.errors import PoseFaceError
+from poseface.models.config import ModelConfig
+from poseface.models.discriminator import GlobalDiscriminator
+from poseface.models.restorer import PoseFaceNet
+
+# GPEN channel-table entries that depend on the channel multiplier: res -> base (channels = base * cm * narrow)
+_CM_BASE = {64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
+_WRAPPER_KEYS = ("g_ema", "g", "params_ema", "params", "state_dict", "model")
+
+
+def read_state_dict(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
+    """torch.load(weights_only=True) with one-line errors; unwraps GPEN's training checkpoints."""
+    path = Path(path)
+    if not path.is_file():
+        raise PoseFaceError(f"{path}: no such file ({what})")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, zip errors, truncated files: all mean "not a usable checkpoint"
+        raise PoseFaceError(
+            f"{path}: cannot read as a PyTorch checkpoint ({type(exc).__name__}); expected {what} saved with torch.save "
+            f"(a plain state dict of tensors); re-download it if the file is truncated"
+        ) from None
+    if isinstance(data, dict) and not any(isinstance(v, torch.Tensor) for v in data.values()):
+        for key in _WRAPPER_KEYS:
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise PoseFaceError(f"{path}: not a state dict of tensors; expected {what}")
+    return {k.removeprefix("module."): v for k, v in data.items()}
+
+
+def _shape(state: dict[str, torch.Tensor], key: str, path: Path, what: str) -> torch.Size:
+    if key not in state:
+        raise PoseFaceError(f"{path}: key {key!r} missing; this is not {what}")
+    return state[key].shape
+
+
+def infer_generator_config(state: dict[str, torch.Tensor], path: Path) -> ModelConfig:
+    what = "a GPEN generator checkpoint (e.g. GPEN-BFR-512.pth, keys ecd0.*, final_linear.*, generator.*)"
+    encoder_convs = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"ecd(\d+)\.0\.\d+\.weight", k)))
+    if not encoder_convs or "generator.input.input" not in state:
+        raise PoseFaceError(f"{path}: no GPEN encoder/generator keys found; expected {what}")
+    size = 2 ** (max(encoder_convs) + 2)
+    style_dim = _shape(state, "generator.style.1.weight", path, what)[0]
+    n_mlp = len([k for k in state if re.fullmatch(r"generator\.style\.\d+\.weight", k)])
+    narrow = _shape(state, "generator.input.input", path, what)[1] / 512
+    full_channels = _shape(state, "ecd0.0.0.weight", path, what)[0]
+    channel_multiplier = full_channels / (_CM_BASE[size] * narrow) if size in _CM_BASE else 2.0
+    if channel_multiplier == int(channel_multiplier):
+        channel_multiplier = float(int(channel_multiplier))
+    return ModelConfig(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, narrow=narrow)
+
+
+def _generator_key_map(key: str) -> str | None:
+    """GPEN FullGenerator key -> PoseFaceNet key (None: not a GPEN generator key)."""
+    if m := re.fullmatch(r"ecd(\d+)\.0\.(.+)", key):
+        return f"encoder.convs.{m.group(1)}.{m.group(2)}"
+    if key.startswith("final_linear.0."):
+        return "encoder.to_latent." + key.removeprefix("final_linear.0.")
+    if key.startswith("generator.style."):
+        return "prior.mapping." + key.removeprefix("generator.style.")
+    if key.startswith("generator."):
+        return "prior." + key.removeprefix("generator.")
+    return None
+
+
+def _load_into(module: nn.Module, source: dict[str, torch.Tensor], path: Path, what: str) -> list[str]:
+    """Copy `source` (already renamed to `module`'s keys) into `module`. Shape mismatches are errors;
+    returns the list of source keys that were not used."""
+    target = module.state_dict()
+    unused = []
+    for key, tensor in source.items():
+        if key not in target:
+            unused.append(key)
+            continue
+        if target[key].shape != tensor.shape:
+            raise PoseFaceError(
+                f"{path}: {key} has shape {tuple(tensor.shape)} but the inferred architecture needs {tuple(target[key].shape)}; "
+                f"the file is not {what} or was built with unusual options"
+            )
+        is_kernel = key.endswith(".kernel")
+        if is_kernel and not torch.allclose(target[key], tensor.to(target[key].dtype), atol=1e-6):
+            raise PoseFaceError(f"{path}: {key} is not the [1,3,3,1] FIR kernel GPEN uses; unsupported blur kernel")
+        target[key] = tensor.to(target[key].dtype)
+    module.load_state_dict(target)
+    return unused
+
+
+def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]]:
+    """PoseFaceNet computing GPEN's function, and the file keys that were not used (reported)."""
+    path = Path(path)
+    what = "a GPEN generator checkpoint (GPEN-BFR-512.pth)"
+    state = read_state_dict(path, what)
+    config = infer_generator_config(state, path)
+    model = PoseFaceNet(config)
+    renamed: dict[str, torch.Tensor] = {}
+    unused = []
+    for key, tensor in state.items():
+        new_key = _generator_key_map(key)
+        if new_key is None:
+            unused.append(key)
+        else:
+            renamed[new_key] = tensor
+    unused += _load_into(model, renamed, path, what)
+    params_needed = {k for k, _ in model.named_parameters() if k.startswith(("prior.", "encoder.convs.", "encoder.to_latent."))}
+    missing = sorted(params_needed - set(renamed))
+    if missing:
+        raise PoseFaceError(f"{path}: {len(missing)} GPEN weights missing (first: {missing[0]}); expected {what}")
+    return model, unused
+
+
+def infer_discriminator_size(state: dict[str, torch.Tensor], path: Path) -> tuple[int, dict[int, int]]:
+    what = "a GPEN discriminator checkpoint (GPEN-BFR-512-D.pth, keys convs.*, final_conv.*, final_linear.*)"
+    blocks = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(r"convs\.(\d+)\.conv1\.0\.weight", k))})
+    if not blocks or "final_conv.0.weight" not in state or "convs.0.0.weight" not in state:
+        raise PoseFaceError(f"{path}: no GPEN discriminator keys found; expected {what}")
+    size = 2 ** (max(blocks) + 2)
+    channels = {size: state["convs.0.0.weight"].shape[0]}
+    for index in blocks:
+        channels[size // 2**index] = state[f"convs.{index}.conv2.1.weight"].shape[0]
+    return size, channels
+
+
+def load_gpen_discriminator(path: str | os.PathLike, stddev_group: int = 4) -> tuple[GlobalDiscriminator, list[str]]:
+    path = Path(path)
+    what = "a GPEN discriminator checkpoint (GPEN-BFR-512-D.pth)"
+    state = read_state_dict(path, what)
+    size, channels = infer_discriminator_size(state, path)
+    discriminator = GlobalDiscriminator(size, channels, stddev_group=stddev_group)
+    unused = _load_into(discriminator, state, path, what)
+    missing = sorted({k for k, _ in discriminator.named_parameters()} - set(state))
+    if missing:
+        raise PoseFaceError(f"{path}: {len(missing)} discriminator weights missing (first: {missing[0]}); expected {what}")
+    return discriminator, unused
+
+
+def discriminator_config_fields(discriminator: GlobalDiscriminator, config: ModelConfig) -> ModelConfig:
+    """Record the discriminator's channel table in the model config (GPEN's D may be wider than G)."""
+    size = discriminator.size
+    narrow = discriminator.final_conv[0].weight.shape[0] / 512
+    full = discriminator.convs[0][0].weight.shape[0]
+    cm = full / (_CM_BASE[size] * narrow) if size in _CM_BASE else 2.0
+    config.discriminator_narrow = narrow
+    config.discriminator_channel_multiplier = cm
+    return config
+
+
+def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os.PathLike | None = None, verbose: bool = True):
+    """Read GPEN's released generator (and optionally discriminator) files.
+
+    Returns the PoseFace model, or (model, discriminator) when a discriminator path is given.
+    Keys of the files that are not used are reported as a warning.
+    """
+    model, unused = load_gpen_generator(generator_path)
+    if unused and verbose:
+        warnings.warn(f"{generator_path}: {len(unused)} keys not used: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}", stacklevel=2)
+    if discriminator_path is None:
+        return model
+    discriminator, unused_d = load_gpen_discriminator(discriminator_path, stddev_group=model.config.stddev_group)
+    if unused_d and verbose:
+        warnings.warn(f"{discriminator_path}: {len(unused_d)} keys not used: {', '.join(unused_d[:8])}", stacklevel=2)
+    if discriminator.size != model.config.size:
+        raise PoseFaceError(
+            f"{discriminator_path}: discriminator is for {discriminator.size} px faces but the generator is {model.config.size} px; pass the matching -D file"
+        )
+    discriminator_config_fields(discriminator, model.config)
+    return model, discriminator
+
+
+def is_gpen_state(state: dict[str, torch.Tensor]) -> bool:
+    return "generator.input.input" in state and any(k.startswith("ecd0.") for k in state)
+
