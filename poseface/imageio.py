@@ -92,3 +92,111 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return path
+
+
+# ---- full-fidelity reading and writing (grey, alpha, 16-bit), used by `poseface restore` ----------
+
+SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # where a 16-bit image can be written back at 16 bits
+_ORIENTATION_TAG = 0x0112
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as handle:
+        header = handle.read(26)
+    return header[24] if len(header) >= 25 and header[:8] == b"\x89PNG\r\n\x1a\n" else 8
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation (1..8) applied to an (H, W, ...) array, as ImageOps.exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
+
+
+def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image keeping what `read_rgb` drops: grey stays (H, W), alpha is kept as the last
+    channel ((H, W, 2) grey+alpha or (H, W, 4) RGBA), and 16-bit PNG/TIFF stay uint16.
+
+    Everything else is uint8 (H, W, 3) RGB. EXIF orientation is applied. One-line errors as open_image.
+    """
+    path = Path(path)
+    image = open_image(path, max_pixels)  # validates, applies the decompression-bomb limit
+    mode = image.mode
+    sixteen = mode.startswith("I;16") or (mode == "I" and np.asarray(image).max(initial=0) > 255)
+    if not sixteen and mode in ("RGB", "RGBA") and image.format in ("PNG", "TIFF"):
+        # Pillow decodes 16-bit colour PNG/TIFF to 8 bits: ask OpenCV for the full depth
+        if image.format == "PNG":
+            sixteen = _png_bit_depth(path) == 16
+        else:
+            bits = getattr(image, "tag_v2", {}).get(258, (8,)) if hasattr(image, "tag_v2") else (8,)
+            sixteen = max(bits if isinstance(bits, tuple) else (bits,)) == 16
+        if sixteen:
+            import cv2
+
+            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if raw is None or raw.dtype != np.uint16:
+                sixteen = False
+            else:
+                if raw.ndim == 3:
+                    raw = raw[..., [2, 1, 0, 3]] if raw.shape[2] == 4 else raw[..., ::-1]
+                with Image.open(path) as original:
+                    orientation = original.getexif().get(_ORIENTATION_TAG, 1)
+                return _apply_orientation(np.ascontiguousarray(raw), orientation)
+    if sixteen:
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+    if mode in ("L", "1", "I", "F"):
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    if mode in ("LA", "La"):
+        return np.asarray(image.convert("LA"), dtype=np.uint8).copy()
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in image.info)
+    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
+
+
+def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
+    """Write what `read_image_full` returns, at the input's depth where the format allows.
+
+    uint16 goes to PNG/TIFF at 16 bits and is reduced to 8 bits for other formats; alpha is kept
+    where the format has it (JPEG drops it); (H, W, 2) grey+alpha is written as LA (8-bit) or,
+    at 16 bits, as RGBA.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    suffix = path.suffix.lower()
+    if array.dtype == np.uint16 and suffix not in SIXTEEN_BIT_SUFFIXES:
+        array = np.clip(np.rint(array.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 2:
+        if array.dtype == np.uint16:
+            array = np.concatenate([np.repeat(array[..., :1], 3, axis=2), array[..., 1:]], axis=2)
+        elif suffix in (".jpg", ".jpeg", ".bmp"):
+            array = array[..., 0]
+        else:
+            return _write_pil(path, _la_image(array))
+    if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
+        array = array[..., :3]
+    return write_image(path, array, quality=quality)
+
+
+def _la_image(array: np.ndarray) -> Image.Image:
+    return Image.merge("LA", (Image.fromarray(np.ascontiguousarray(array[..., 0])), Image.fromarray(np.ascontiguousarray(array[..., 1]))))
+
+
+def _write_pil(path: Path, image: Image.Image) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=".tmp-")
+    os.close(handle)
+    try:
+        image.save(tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path

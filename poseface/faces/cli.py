@@ -1,0 +1,56 @@
+"""`poseface restore`: a thin wrapper over `Restorer` and `restore_files`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from poseface.faces.detect import DETECTORS, DetectorOptions
+from poseface.faces.restorer import DEVICES, PRECISIONS, Restorer
+from poseface.faces.run import EXTENSIONS, RunOptions, restore_files
+from poseface.imageio import DEFAULT_MAX_PIXELS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sub = subparsers.add_parser(
+        "restore",
+        help="restore the faces in photos (detect, align, restore in batches, paste back)",
+        description="Restore every face of each photo and write the whole photo. Bad files are skipped with one line each.",
+    )
+    sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    sub.add_argument("-o", "--output", required=True, help="output folder (must not be an input folder)")
+    sub.add_argument("--weights", help="PoseFace .safetensors or GPEN .pth (default: the bundled model)")
+    sub.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, else mps, else cpu")
+    sub.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network precision (fp16: CUDA only)")
+    sub.add_argument("--batch-size", type=int, default=4, help="faces per network call (default 4)")
+    sub.add_argument("--upscale", type=float, default=1.0, help="output scale; the background is Lanczos up-scaled (default 1)")
+    sub.add_argument("--fidelity", type=float, default=1.0, help="0 = input face, 1 = fully restored (default 1)")
+    sub.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection, no paste-back")
+    sub.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the image centre")
+    sub.add_argument("--detector", default="auto", choices=DETECTORS, help="hog, cnn (MMOD), or auto: HOG, then MMOD if HOG finds nothing")
+    sub.add_argument("--min-score", type=float, default=0.0, help="drop detections whose HOG score / MMOD confidence is below this (default 0)")
+    sub.add_argument("--min-face-size", type=int, default=20, help="ignore faces smaller than this many pixels (default 20)")
+    sub.add_argument("--detect-size", type=int, default=1280, help="detect on a copy at most this many pixels long (0 = full size; default 1280)")
+    sub.add_argument("--save-faces", action="store_true", help="also write aligned crops and their restorations to OUT/faces/")
+    sub.add_argument("--compare", action="store_true", help="also write input | output side by side to OUT/compare/")
+    sub.add_argument("--ext", default="auto", choices=EXTENSIONS, help="output format (auto = the input's)")
+    sub.add_argument("--suffix", default="", help="added to output file names, e.g. _restored")
+    sub.add_argument("-r", "--recursive", action="store_true", help="also restore images in sub-folders of input folders")
+    sub.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (decompression-bomb limit, default {DEFAULT_MAX_PIXELS})")
+    sub.set_defaults(func=run_restore)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    detector = DetectorOptions(method=args.detector, min_score=args.min_score, min_face_size=args.min_face_size, max_side=args.detect_size)
+    restorer = Restorer(
+        args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size, upscale=args.upscale,
+        fidelity=args.fidelity, detector=detector, only_center_face=args.only_center_face, aligned=args.aligned,
+    )
+    options = RunOptions(
+        output=Path(args.output), ext=args.ext, suffix=args.suffix, save_faces=args.save_faces, compare=args.compare,
+        recursive=args.recursive, max_pixels=args.max_pixels,
+    )
+    summary = restore_files(restorer, args.inputs, options)
+    for line in summary.lines(options.output):
+        print(line)
+    return 1 if summary.skipped else 0

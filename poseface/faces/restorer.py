@@ -1,0 +1,335 @@
+"""`Restorer`: detect, align, restore in batches, paste back. The `poseface restore` command wraps it.
+
+    from poseface.faces import Restorer
+    restorer = Restorer(weights="GPEN-BFR-512.pth", device="auto")
+    result = restorer.restore_image(photo)      # photo: (H, W, 3) uint8 RGB (also grey, RGBA, uint16)
+    result.image, result.faces                  # same layout and dtype as the input, up-scaled if asked
+
+Images keep their layout: grey in, grey out (faces are restored as RGB, then converted back with
+ITU-R 601 luma, so untouched grey pixels stay exact); alpha is kept (up-scaled with the image);
+uint16 images are restored from an 8-bit view, but untouched pixels keep their 16-bit values and
+pasted faces keep the 16-bit detail the network did not change (see `_face_to_paste`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from poseface.errors import PoseFaceError
+from poseface.faces.align import align_face
+from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
+from poseface.faces.paste import PasteFace, face_mask, paste_faces, upscale_matrix
+
+log = logging.getLogger("poseface.faces")
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+NO_BUNDLED_MODEL = (
+    "no bundled PoseFace model exists yet; pass --weights FILE (a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)"
+)
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """'auto' = cuda > mps > cpu; an explicit device that is not available is a one-line error."""
+    if isinstance(name, torch.device):
+        return name
+    name = str(name).lower()
+    mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PoseFaceError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    if name == "mps" and not mps_ok:
+        raise PoseFaceError("--device mps: Apple MPS is not available here; use --device cpu or auto")
+    if name.split(":")[0] not in DEVICES:
+        raise PoseFaceError(f"--device {name}: unknown device; use one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def load_restoration_model(weights: str | Path | None, device: torch.device) -> torch.nn.Module:
+    """Our .safetensors or GPEN's .pth through poseface.models.load_model; None = the bundled model."""
+    from poseface import models
+
+    if weights is None:
+        bundled = getattr(models, "bundled_weights", None)
+        try:
+            path = bundled() if bundled is not None else None
+        except PoseFaceError:
+            path = None
+        if path is None or not Path(path).is_file():
+            raise PoseFaceError(NO_BUNDLED_MODEL)
+        weights = path
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
+    loader = getattr(models, "load_model", None)
+    if loader is None:
+        raise PoseFaceError(f"{path}: this PoseFace build cannot load weights yet (poseface.models.load_model is missing)")
+    return loader(path, device=str(device))
+
+
+@dataclass
+class FaceResult:
+    """One face of an image: where it was found and what the network made of it."""
+
+    box: tuple[float, float, float, float] | None  # detection box in input pixels (None with aligned input)
+    score: float
+    detector: str  # "hog", "cnn" or "aligned"
+    points5: np.ndarray | None = field(repr=False)  # 5 landmarks in input pixels
+    matrix: np.ndarray = field(repr=False)  # 2x3, input pixels -> crop pixels
+    crop: np.ndarray = field(repr=False)  # (S, S, 3) uint8 RGB, what the network saw
+    restored: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB network output
+
+
+@dataclass
+class Result:
+    image: np.ndarray  # restored image, the input's layout and dtype, up-scaled by `upscale`
+    faces: list[FaceResult]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: detection, alignment, network, paste
+
+
+@dataclass
+class _Prepared:
+    """An image after detection and alignment, waiting for the network."""
+
+    color: np.ndarray  # (H, W, 3) uint8 or uint16
+    alpha: np.ndarray | None  # (H, W) same dtype
+    grey: bool
+    squeeze: bool  # input was (H, W) rather than (H, W, 1)
+    max_value: float
+    faces: list[FaceResult]
+    crops_full: list[np.ndarray]  # float32 crops at full depth (S, S, 3)
+    aligned: bool
+    timings: dict[str, float]
+
+
+def split_layout(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool, bool, float]:
+    """(color (H, W, 3), alpha or None, grey?, was 2-D?, max value) of a grey/grey+alpha/RGB/RGBA array."""
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise PoseFaceError(f"image dtype {image.dtype}: pass uint8 or uint16 pixels")
+    squeeze = image.ndim == 2
+    if squeeze:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4) or min(image.shape[:2]) < 1:
+        raise PoseFaceError(f"image shape {image.shape}: expected (H, W), or (H, W, C) with C = 1, 2, 3 or 4")
+    channels = image.shape[2]
+    grey = channels in (1, 2)
+    color = np.repeat(image[..., :1], 3, axis=2) if grey else image[..., :3]
+    alpha = image[..., -1] if channels in (2, 4) else None
+    return np.ascontiguousarray(color), alpha, grey, squeeze, 255.0 if image.dtype == np.uint8 else 65535.0
+
+
+def merge_layout(color: np.ndarray, alpha: np.ndarray | None, grey: bool, squeeze: bool) -> np.ndarray:
+    """Inverse of split_layout."""
+    if grey:
+        luma = color.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        same = (color[..., 0] == color[..., 1]) & (color[..., 1] == color[..., 2])
+        luma = np.where(same, color[..., 0], np.rint(luma))  # grey pixels stay exact
+        color = luma.astype(color.dtype)[..., None]
+    channels = [color] if alpha is None else [color, alpha[..., None]]
+    out = np.concatenate(channels, axis=2) if len(channels) > 1 else color
+    if squeeze and out.shape[2] == 1:
+        out = out[..., 0]
+    return out
+
+
+def to_uint8(color: np.ndarray, max_value: float) -> np.ndarray:
+    if max_value == 255.0 and color.dtype == np.uint8:
+        return color
+    return np.clip(np.rint(color.astype(np.float32) * (255.0 / max_value)), 0, 255).astype(np.uint8)
+
+
+def _resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    if array.shape[1] == width and array.shape[0] == height:
+        return array.copy()
+    shrinking = width < array.shape[1]
+    return cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
+
+
+class Restorer:
+    """Face restoration of whole photos (or aligned crops) with a PoseFace or GPEN model.
+
+    Give `weights` (a file; None = the bundled model) or an already built `model` whose `.config`
+    is a `poseface.models.config.ModelConfig` and whose forward maps (N, 3, S, S) in [-1, 1] to the same.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        *,
+        model: torch.nn.Module | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        batch_size: int = 4,
+        upscale: float = 1.0,
+        fidelity: float = 1.0,
+        detector: DetectorOptions | str = "auto",
+        only_center_face: bool = False,
+        aligned: bool = False,
+    ):
+        self.device = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise PoseFaceError(f"--precision {precision}: unknown; use one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise PoseFaceError(
+                f"--precision fp16: half precision runs only on CUDA, not on {self.device.type}; use --precision bf16 (fast on recent CPUs) or fp32"
+            )
+        if batch_size < 1:
+            raise PoseFaceError(f"--batch-size {batch_size}: must be at least 1")
+        if not 1.0 <= upscale <= 16.0:
+            raise PoseFaceError(f"--upscale {upscale}: must be between 1 and 16")
+        if not 0.0 <= fidelity <= 1.0:
+            raise PoseFaceError(f"--fidelity {fidelity}: must be between 0 (input face) and 1 (fully restored)")
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.upscale = float(upscale)
+        self.fidelity = float(fidelity)
+        self.detector = detector if isinstance(detector, DetectorOptions) else DetectorOptions(method=detector)
+        self.only_center_face = only_center_face
+        self.aligned = aligned
+        if model is None:
+            model = load_restoration_model(weights, self.device)
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(config, "template"):
+            raise PoseFaceError("the model has no .config (poseface.models.config.ModelConfig); cannot know its face size and template")
+        self.model = model.to(self.device).eval()
+        self.size = int(config.size)
+        self.template = np.asarray(config.template(), dtype=np.float64)
+        self.mask = face_mask(self.size, self.template)
+
+    # ---- the network -------------------------------------------------------------------------
+    def _autocast(self, precision: str):
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _forward(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast(precision):
+            out = self.model(batch)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.float()
+
+    def restore_faces(self, faces: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB aligned faces -> (N, S, S, 3) uint8 restored, `batch_size` at a time."""
+        faces = np.asarray(faces)
+        if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3) or faces.dtype != np.uint8:
+            raise PoseFaceError(f"faces {faces.shape} {faces.dtype}: expected (N, {self.size}, {self.size}, 3) uint8")
+        outputs = []
+        for start in range(0, len(faces), self.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
+            batch = chunk.to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            out = self._forward(batch, self.precision)
+            if self.precision != "fp32" and not torch.isfinite(out).all():
+                log.warning("poseface: %s gave NaN/inf for this batch; redone in fp32", self.precision)
+                out = self._forward(batch, "fp32")
+            out = out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+            outputs.append(out.permute(0, 2, 3, 1).cpu().numpy())
+        if not outputs:
+            return np.zeros((0, self.size, self.size, 3), np.uint8)
+        return np.concatenate(outputs)
+
+    # ---- one image ---------------------------------------------------------------------------
+    def restore_image(self, image: np.ndarray, aligned: bool | None = None) -> Result:
+        """Restore every face of one image (or one aligned crop) and return the whole image."""
+        return next(self.restore_stream([(None, image)], aligned=aligned))[1]
+
+    def restore_stream(self, items: Iterable[tuple[Any, np.ndarray]], aligned: bool | None = None) -> Iterator[tuple[Any, Result]]:
+        """Restore (key, image) pairs; faces of consecutive images share network batches.
+
+        Yields (key, Result) in input order. Images are held until `batch_size` faces are waiting,
+        so memory stays at about batch_size images.
+        """
+        aligned = self.aligned if aligned is None else aligned
+        pending: list[tuple[Any, _Prepared]] = []
+        for key, image in items:
+            pending.append((key, self._prepare(image, aligned)))
+            if sum(len(p.faces) for _, p in pending) >= self.batch_size:
+                yield from self._finish(pending)
+                pending = []
+        yield from self._finish(pending)
+
+    def _prepare(self, image: np.ndarray, aligned: bool) -> _Prepared:
+        color, alpha, grey, squeeze, max_value = split_layout(image)
+        timings = {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
+        faces: list[FaceResult] = []
+        crops_full: list[np.ndarray] = []
+        start = time.perf_counter()
+        if aligned:
+            height, width = color.shape[:2]
+            crop = _resize(color.astype(np.float32), self.size, self.size)
+            matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
+                               [0, self.size / height, 0.5 * self.size / height - 0.5]])
+            crops_full.append(crop)
+            faces.append(FaceResult(None, 1.0, "aligned", None, matrix, to_uint8(np.clip(crop, 0, max_value), max_value)))
+            timings["alignment"] = time.perf_counter() - start
+        else:
+            rgb8 = to_uint8(color, max_value)
+            detected: list[DetectedFace] = detect_faces(rgb8, self.detector)
+            if self.only_center_face:
+                detected = center_face(detected, *rgb8.shape[:2])
+            timings["detection"] = time.perf_counter() - start
+            start = time.perf_counter()
+            for face in detected:
+                aligned_crop = align_face(color, face.points5, self.template, self.size)
+                crops_full.append(aligned_crop.crop)
+                crop8 = to_uint8(np.clip(aligned_crop.crop, 0, max_value), max_value)
+                faces.append(FaceResult(face.box, face.score, face.detector, face.points5, aligned_crop.matrix, crop8))
+            timings["alignment"] = time.perf_counter() - start
+        return _Prepared(color, alpha, grey, squeeze, max_value, faces, crops_full, aligned, timings)
+
+    def _finish(self, pending: list[tuple[Any, _Prepared]]) -> Iterator[tuple[Any, Result]]:
+        all_faces = [face for _, prepared in pending for face in prepared.faces]
+        start = time.perf_counter()
+        restored = self.restore_faces(np.stack([f.crop for f in all_faces])) if all_faces else []
+        network_seconds = time.perf_counter() - start
+        for face, out in zip(all_faces, restored):
+            face.restored = out
+        for key, prepared in pending:
+            if all_faces:
+                prepared.timings["network"] = network_seconds * len(prepared.faces) / len(all_faces)
+            start = time.perf_counter()
+            image = self._paste(prepared)
+            prepared.timings["paste"] = time.perf_counter() - start
+            yield key, Result(image=image, faces=prepared.faces, timings=prepared.timings)
+
+    def _face_to_paste(self, face: FaceResult, crop_full: np.ndarray, max_value: float) -> np.ndarray:
+        """crop + fidelity * (restored - crop), at full depth.
+
+        The change the network made is measured on the 8-bit crop it saw and added to the
+        full-depth crop, so an identity network changes nothing (even in 16-bit) and
+        fidelity 0 gives the input face back.
+        """
+        scale = max_value / 255.0
+        change = face.restored.astype(np.float32) - face.crop.astype(np.float32)
+        return crop_full + self.fidelity * scale * change
+
+    def _paste(self, prepared: _Prepared) -> np.ndarray:
+        height, width = prepared.color.shape[:2]
+        out_w, out_h = max(1, round(width * self.upscale)), max(1, round(height * self.upscale))
+        alpha = None if prepared.alpha is None else _resize(prepared.alpha, out_w, out_h)
+        if prepared.aligned:
+            face = prepared.faces[0]
+            full = self._face_to_paste(face, prepared.crops_full[0], prepared.max_value)
+            color = _resize(np.clip(full, 0, prepared.max_value), out_w, out_h)
+            color = np.clip(np.rint(color), 0, prepared.max_value).astype(prepared.color.dtype)
+        else:
+            color = _resize(prepared.color, out_w, out_h)
+            paste = [
+                PasteFace(self._face_to_paste(face, crop, prepared.max_value),
+                          upscale_matrix(face.matrix, out_w / width, out_h / height))
+                for face, crop in zip(prepared.faces, prepared.crops_full)
+            ]
+            paste_faces(color, paste, self.mask, prepared.max_value)
+        return merge_layout(color, alpha, prepared.grey, prepared.squeeze)

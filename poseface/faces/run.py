@@ -1,0 +1,236 @@
+"""Restoring many files: input collection, output naming, bad-file handling, progress and summary.
+
+Used by `poseface restore` (poseface/faces/cli.py); the image work itself is `Restorer`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from poseface.errors import PoseFaceError
+from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
+from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_images, read_image_full, write_image, write_image_full
+
+EXTENSIONS = ("auto", "png", "jpg", "webp", "tif")
+GLOB_CHARACTERS = set("*?[")
+
+
+@dataclass
+class InputFile:
+    path: Path
+    relative: Path  # output name without suffix, relative to the output folder (keeps sub-folders)
+
+
+@dataclass
+class RunOptions:
+    output: Path
+    ext: str = "auto"
+    suffix: str = ""
+    save_faces: bool = False
+    compare: bool = False
+    recursive: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    progress: bool | None = None  # None = only on a terminal
+
+
+@dataclass
+class Summary:
+    images: int = 0  # images read and written
+    faces_found: int = 0
+    faces_restored: int = 0
+    without_face: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    seconds: dict[str, float] = field(default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0})
+    total_seconds: float = 0.0
+
+    def lines(self, output: Path) -> list[str]:
+        out = [
+            f"poseface restore: {self.images} image(s) written to {output}, {self.faces_found} face(s) found, "
+            f"{self.faces_restored} restored, {self.without_face} image(s) without a face (written unchanged), "
+            f"{len(self.skipped)} file(s) skipped"
+        ]
+        out += [f"  skipped {reason}" for _, reason in self.skipped]
+        if self.faces_restored:
+            per_face = {k: v / self.faces_restored for k, v in self.seconds.items()}
+            out.append(
+                f"  {self.total_seconds / self.faces_restored:.3f} s per face in total; "
+                + ", ".join(f"{k} {v:.3f}" for k, v in per_face.items())
+            )
+        return out
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in GLOB_CHARACTERS for c in text)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """Files to restore and (input, reason) for inputs that name nothing.
+
+    Refuses (PoseFaceError) an output folder equal to an input folder or to the folder of an input
+    file, so an input can never be overwritten. Files already inside the output folder are not
+    inputs (a second run over `photos/` with `-o photos/restored` does not restore its own output).
+    """
+    files: list[InputFile] = []
+    missing: list[tuple[str, str]] = []
+    output = Path(output)
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            if path.resolve() == output.resolve():
+                raise PoseFaceError(f"{output}: the output folder is the input folder {text}; choose another output folder (-o)")
+            for found in list_images(path, recursive=recursive):
+                if not _inside(found, output):
+                    files.append(InputFile(found, found.relative_to(path).with_suffix("")))
+        elif path.is_file():
+            files.append(InputFile(path, Path(path.stem)))
+        elif _is_glob(text):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+            matches = [m for m in matches if m.is_file() and not _inside(m, output)]
+            if not matches:
+                missing.append((text, f"{text}: the pattern matches no file"))
+            files += [InputFile(m, Path(m.stem)) for m in matches]
+        else:
+            missing.append((text, f"{text}: no such file or folder"))
+    unique: dict[Path, InputFile] = {}
+    for item in files:
+        unique.setdefault(item.path.resolve(), item)
+    files = list(unique.values())
+    for item in files:
+        if item.path.parent.resolve() == output.resolve():
+            raise PoseFaceError(f"{output}: the output folder holds the input {item.path}; choose another output folder (-o)")
+    return files, missing
+
+
+def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, Path]:
+    """input -> output image path; inputs whose names collide get _2, _3, ... (never overwrite each other)."""
+    taken: set[str] = set()
+    result = {}
+    for item in files:
+        ext = item.path.suffix.lower() if options.ext == "auto" else "." + options.ext
+        if ext not in IMAGE_SUFFIXES:
+            ext = ".png"
+        base = item.relative.parent / (item.relative.name + options.suffix)
+        candidate, counter = base, 1
+        while str(candidate).lower() in taken:
+            counter += 1
+            candidate = base.parent / f"{base.name}_{counter}"
+        taken.add(str(candidate).lower())
+        result[item.path] = options.output / (str(candidate) + ext)
+    return result
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=target.suffix, prefix=".tmp-")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, tmp_name)
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Input (Lanczos-resized to the output size) | output, as 8-bit RGB."""
+    def rgb8(image: np.ndarray) -> np.ndarray:
+        color, _, _, _, max_value = split_layout(image)
+        return to_uint8(color, max_value)
+
+    left, right = rgb8(before), rgb8(after)
+    if left.shape != right.shape:
+        left = cv2.resize(left, (right.shape[1], right.shape[0]), interpolation=cv2.INTER_LANCZOS4)
+    return np.concatenate([left, right], axis=1)
+
+
+def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) -> Summary:
+    """Restore every image among `inputs` into `options.output`; bad files are skipped with one line."""
+    start_all = time.perf_counter()
+    files, missing = collect_inputs(inputs, options.output, options.recursive)
+    summary = Summary(skipped=list(missing))
+    for _, reason in missing:
+        print(f"poseface: skipped {reason}", file=sys.stderr)
+    targets = output_paths(files, options)
+    by_path = {item.path: item for item in files}
+    bar = tqdm(total=len(files), unit="image", desc="restore", disable=(not options.progress) if options.progress is not None else None)
+
+    def skip(path: Path, reason: str) -> None:
+        summary.skipped.append((str(path), reason))
+        bar.write(f"poseface: skipped {reason}", file=sys.stderr)
+        bar.update(1)
+
+    def readable() -> Iterator[tuple[Path, np.ndarray]]:
+        for item in files:
+            try:
+                yield item.path, read_image_full(item.path, options.max_pixels)
+            except PoseFaceError as exc:
+                skip(item.path, str(exc))
+
+    originals: dict[Path, np.ndarray] = {}
+
+    def remember(stream):
+        for path, image in stream:
+            if options.compare:
+                originals[path] = image
+            yield path, image
+
+    for path, result in restorer.restore_stream(remember(readable())):
+        target = targets[path]
+        try:
+            _write_outputs(path, target, result, by_path[path], restorer, options, originals.pop(path, None))
+        except (OSError, PoseFaceError) as exc:
+            skip(path, f"{target}: could not be written ({exc})")
+            continue
+        summary.images += 1
+        summary.faces_found += len(result.faces)
+        summary.faces_restored += sum(face.restored is not None for face in result.faces)
+        summary.without_face += not result.faces
+        for key, value in result.timings.items():
+            summary.seconds[key] = summary.seconds.get(key, 0.0) + value
+        bar.update(1)
+        bar.set_postfix(faces=summary.faces_restored)
+    bar.close()
+    summary.total_seconds = time.perf_counter() - start_all
+    return summary
+
+
+def _write_outputs(
+    path: Path, target: Path, result: Result, item: InputFile, restorer: Restorer, options: RunOptions, original: np.ndarray | None
+) -> None:
+    if target.resolve() == path.resolve():
+        raise PoseFaceError("the output would overwrite the input")
+    if not result.faces and restorer.upscale == 1.0 and target.suffix.lower() == path.suffix.lower():
+        _copy_atomically(path, target)  # no face: the file itself, byte for byte
+    else:
+        write_image_full(target, result.image)
+    if options.save_faces:
+        folder = options.output / "faces" / item.relative.parent
+        for k, face in enumerate(result.faces):
+            write_image(folder / f"{item.relative.name}_{k}_crop.png", face.crop)
+            if face.restored is not None:
+                write_image(folder / f"{item.relative.name}_{k}_restored.png", face.restored)
+    if options.compare and original is not None:
+        write_image(options.output / "compare" / (str(item.relative) + ".png"), compare_image(original, result.image))
+
+
+__all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]
