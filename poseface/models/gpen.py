@@ -87,23 +87,22 @@ def _generator_key_map(key: str) -> str | None:
     return None
 
 
-def _load_into(module: nn.Module, source: dict[str, torch.Tensor], path: Path, what: str) -> list[str]:
-    """Copy `source` (already renamed to `module`'s keys) into `module`. Shape mismatches are errors;
-    returns the list of source keys that were not used."""
+def _load_into(module: nn.Module, source: dict[str, tuple[str, torch.Tensor]], path: Path, what: str) -> list[str]:
+    """Copy `source` ({our key: (file key, tensor)}) into `module`. Shape mismatches are errors
+    naming the file's key; returns the file keys that were not used."""
     target = module.state_dict()
     unused = []
-    for key, tensor in source.items():
+    for key, (file_key, tensor) in source.items():
         if key not in target:
-            unused.append(key)
+            unused.append(file_key)
             continue
         if target[key].shape != tensor.shape:
             raise PoseFaceError(
-                f"{path}: {key} has shape {tuple(tensor.shape)} but the inferred architecture needs {tuple(target[key].shape)}; "
+                f"{path}: {file_key} has shape {tuple(tensor.shape)} but the inferred architecture needs {tuple(target[key].shape)}; "
                 f"the file is not {what} or was built with unusual options"
             )
-        is_kernel = key.endswith(".kernel")
-        if is_kernel and not torch.allclose(target[key], tensor.to(target[key].dtype), atol=1e-6):
-            raise PoseFaceError(f"{path}: {key} is not the [1,3,3,1] FIR kernel GPEN uses; unsupported blur kernel")
+        if key.endswith(".kernel") and not torch.allclose(target[key], tensor.to(target[key].dtype), atol=1e-6):
+            raise PoseFaceError(f"{path}: {file_key} is not the [1,3,3,1] FIR kernel GPEN uses; unsupported blur kernel")
         target[key] = tensor.to(target[key].dtype)
     module.load_state_dict(target)
     return unused
@@ -116,14 +115,14 @@ def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]
     state = read_state_dict(path, what)
     config = infer_generator_config(state, path)
     model = PoseFaceNet(config)
-    renamed: dict[str, torch.Tensor] = {}
+    renamed: dict[str, tuple[str, torch.Tensor]] = {}
     unused = []
     for key, tensor in state.items():
         new_key = _generator_key_map(key)
         if new_key is None:
             unused.append(key)
         else:
-            renamed[new_key] = tensor
+            renamed[new_key] = (key, tensor)
     unused += _load_into(model, renamed, path, what)
     params_needed = {k for k, _ in model.named_parameters() if k.startswith(("prior.", "encoder.convs.", "encoder.to_latent."))}
     missing = sorted(params_needed - set(renamed))
@@ -150,7 +149,7 @@ def load_gpen_discriminator(path: str | os.PathLike, stddev_group: int = 4) -> t
     state = read_state_dict(path, what)
     size, channels = infer_discriminator_size(state, path)
     discriminator = GlobalDiscriminator(size, channels, stddev_group=stddev_group)
-    unused = _load_into(discriminator, state, path, what)
+    unused = _load_into(discriminator, {k: (k, v) for k, v in state.items()}, path, what)
     missing = sorted({k for k, _ in discriminator.named_parameters()} - set(state))
     if missing:
         raise PoseFaceError(f"{path}: {len(missing)} discriminator weights missing (first: {missing[0]}); expected {what}")

@@ -1,0 +1,124 @@
+"""PoseFace weights files: safetensors with the JSON config inside (and beside) them; no pickle.
+
+`save_model(model, "x.safetensors")` writes `x.safetensors` (tensors + metadata key `poseface`
+holding the JSON document) and `x.json` (the same document, for people and tools). `load_model`
+reads our files and, for convenience, GPEN's `.pth` generators (converted on the fly).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from poseface.config import from_dict, to_dict
+from poseface.errors import PoseFaceError
+from poseface.models.config import ModelConfig
+from poseface.models.restorer import PoseFaceNet
+
+FORMAT = "poseface"
+FORMAT_VERSION = 1
+METADATA_KEY = "poseface"
+
+
+def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": "PoseFaceNet",
+        "config": to_dict(config),
+        "face_template": [list(p) for p in config.template()],
+        "provenance": provenance or {},
+    }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(handle, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
+    """Write `path` (.safetensors) and its JSON sidecar atomically; returns the weights path."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise PoseFaceError(f"{path}: weights are saved as .safetensors; change the file name")
+    provenance = dict(provenance or {})
+    provenance.setdefault("saved", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    document = model_document(model.config, provenance)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _atomic_write_bytes(path, save(state, metadata={METADATA_KEY: json.dumps(document)}))
+    _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
+    return path
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The JSON document of a PoseFace weights file (from its metadata, else its sidecar)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise PoseFaceError(f"{path}: not a readable safetensors file ({type(exc).__name__}); re-download or re-export it") from None
+    text = metadata.get(METADATA_KEY)
+    if text is None and path.with_suffix(".json").is_file():
+        text = path.with_suffix(".json").read_text()
+    if text is None:
+        raise PoseFaceError(f"{path}: safetensors file without a PoseFace config; expected weights written by `poseface` (save_model or convert-gpen)")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise PoseFaceError(f"{path}: the PoseFace config inside the file is not valid JSON; re-export the weights") from None
+    if document.get("format") != FORMAT:
+        raise PoseFaceError(f"{path}: metadata format {document.get('format')!r} is not {FORMAT!r}; expected PoseFace weights")
+    if document.get("format_version", 0) > FORMAT_VERSION:
+        raise PoseFaceError(f"{path}: written by a newer PoseFace (format {document['format_version']}); upgrade poseface")
+    return document
+
+
+def load_safetensors_model(path: Path) -> PoseFaceNet:
+    from safetensors.torch import load_file
+
+    document = read_document(path)
+    config = from_dict(ModelConfig, document["config"], where=f"{path} config")
+    model = PoseFaceNet(config)
+    state = load_file(str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise PoseFaceError(f"{path}: weights do not match their own config ({detail}); the file is damaged or was edited")
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise PoseFaceError(f"{path}: {key} has shape {tuple(tensor.shape)}, config needs {tuple(expected[key].shape)}; the file is damaged")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    model.provenance = document.get("provenance", {})
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PoseFaceNet:
+    """Load our `.safetensors` weights or a GPEN generator `.pth`; eval mode, on `device`."""
+    from poseface.models.gpen import load_gpen_generator
+
+    path = Path(path)
+    if not path.is_file():
+        raise PoseFaceError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        model = load_safetensors_model(path)
+    elif path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
+        model, _ = load_gpen_generator(path)
+        model.provenance = {"converted_from": str(path), "source": "GPEN"}
+    else:
+        raise PoseFaceError(f"{path}: unknown weights format; expected PoseFace .safetensors or a GPEN generator .pth")
+    return model.to(device).eval()

@@ -1,0 +1,87 @@
+"""`poseface info` and `poseface convert-gpen`."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+from poseface.config import from_dict, load_yaml
+from poseface.errors import PoseFaceError
+from poseface.models.checkpoint import load_model, save_model
+from poseface.models.config import ModelConfig
+from poseface.models.discriminator import build_discriminators
+from poseface.models.gpen import convert_gpen
+from poseface.models.info import count_parameters, mmrb_gflops, model_gflops
+from poseface.models.restorer import PoseFaceNet
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    info = subparsers.add_parser("info", help="parameters per part and GFLOPs of a config or weights file")
+    info.add_argument("source", help="a YAML config (its `model:` section) or a weights file (.safetensors, GPEN .pth)")
+    info.add_argument("--batch", type=int, default=1, help="batch size for the GFLOP count (default 1)")
+    info.set_defaults(func=run_info)
+
+    convert = subparsers.add_parser("convert-gpen", help="convert GPEN's released checkpoints to PoseFace safetensors")
+    convert.add_argument("generator", help="GPEN generator file, e.g. GPEN-BFR-512.pth")
+    convert.add_argument("--discriminator", "-d", help="GPEN discriminator file, e.g. GPEN-BFR-512-D.pth")
+    convert.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
+    convert.add_argument("--force", action="store_true", help="overwrite existing output files")
+    convert.set_defaults(func=run_convert)
+
+
+def model_config_from_yaml(path: str | Path) -> ModelConfig:
+    data = load_yaml(path)
+    section = data.get("model", data)
+    if not isinstance(section, dict):
+        raise PoseFaceError(f"{path}: the `model:` section must be a mapping")
+    return from_dict(ModelConfig, section, where=f"{path} model")
+
+
+def run_info(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    if source.suffix in (".yaml", ".yml"):
+        model = PoseFaceNet(model_config_from_yaml(source)).eval()
+        label = f"{source} (fresh weights)"
+    else:
+        model = load_model(source)
+        label = str(source)
+    global_d, local_ds = build_discriminators(model.config)
+    counts = count_parameters(model, {"global discriminator": global_d, "local discriminators (3)": local_ds})
+    c = model.config
+    print(f"{label}: {c.size} px, style dim {c.style_dim}, {c.n_mlp}-layer mapping, channel multiplier {c.channel_multiplier:g}, "
+          f"narrow {c.narrow:g}, MMRBs {len(model.encoder.mmrbs)}")
+    width = max(len(k) for k in counts)
+    for name, count in counts.items():
+        print(f"  {name:<{width}}  {count:>13,}  ({count / 1e6:.2f} M)")
+    total = model_gflops(model, args.batch)
+    mmrb = mmrb_gflops(model, args.batch)
+    print(f"  GFLOPs per forward (batch {args.batch}): {total:.1f} (MMRBs {mmrb:.1f}, {100 * mmrb / total:.0f}%)")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.suffix != ".safetensors":
+        raise PoseFaceError(f"{output}: output must end in .safetensors")
+    if output.exists() and not args.force:
+        raise PoseFaceError(f"{output}: already exists; choose another name or pass --force")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = convert_gpen(args.generator, args.discriminator)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    model, discriminator = result if isinstance(result, tuple) else (result, None)
+    provenance = {"converted_from": str(Path(args.generator).name), "source": "GPEN (yangxy/GPEN)"}
+    save_model(model, output, provenance)
+    print(f"wrote {output} and {output.with_suffix('.json')} ({model.config.size} px, style dim {model.config.style_dim})")
+    if discriminator is not None:
+        from safetensors.torch import save_file
+
+        d_path = output.with_name(output.stem + "-D.safetensors")
+        if d_path.exists() and not args.force:
+            raise PoseFaceError(f"{d_path}: already exists; choose another name or pass --force")
+        save_file({k: v.contiguous() for k, v in discriminator.state_dict().items()}, str(d_path),
+                  metadata={"poseface": "global-discriminator", "size": str(discriminator.size)})
+        print(f"wrote {d_path}")
+    return 0
