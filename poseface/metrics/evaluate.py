@@ -1,0 +1,186 @@
+"""`poseface evaluate --weights W --hq DIR --degrade-seed N`: degrade, restore, measure, compare.
+
+The HQ faces are degraded reproducibly with the data package's test-set maker; every model restores
+the LQ faces (aligned-face restoration: resize to the model size, one forward pass in batches, clamp,
+back to uint8); baselines need no model: `input` (the LQ face resized with nearest neighbour, i.e.
+the input as it is), `bicubic` (bicubic up-sampling, the paper's Table 2 baseline) and `gt` (the ground
+truth itself, a sanity row and the NIQE of clean faces). All rows are measured with the same metrics
+into one table, and one comparison grid PNG shows rows = faces, columns = methods.
+
+Layout of the work folder: WORK/testset/{lq,gt,params.json}, WORK/restored/<label>/<name>.png,
+WORK/evaluation.json (marks the folder as made by this command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from poseface.errors import PoseFaceError
+from poseface.imageio import list_images, read_rgb, write_image
+from poseface.metrics.folders import EvaluationResult, evaluate_folder
+from poseface.metrics.suite import MetricOptions, build_metrics
+
+BASELINES = ("input", "bicubic", "gt")
+MARKER = "evaluation.json"
+
+
+@dataclass
+class Method:
+    label: str
+    weights: Path | None = None  # None: a baseline named by `label`
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int, method: str = "bicubic") -> np.ndarray:
+    """PIL resize (bicubic is antialiased when shrinking, Keys a = -0.5 like MATLAB)."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    resample = {"bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[method]
+    return np.asarray(Image.fromarray(image).resize((width, height), resample))
+
+
+def restore_aligned(model, images: list[np.ndarray], batch_size: int = 4, device: str = "cpu",
+                    out_size: tuple[int, int] | None = None, progress: bool = False) -> list[np.ndarray]:
+    """Restore aligned faces: resize each to the model size, forward in batches, clamp, uint8, resize to out_size (w, h)."""
+    import torch
+    from tqdm import tqdm
+
+    size = int(model.config.size)
+    outputs: list[np.ndarray] = []
+    model = model.to(device).eval()
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc="restore", unit="batch", disable=not progress, dynamic_ncols=True):
+        chunk = [resize_rgb(img, size, size) for img in images[start:start + batch_size]]
+        batch = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
+        with torch.inference_mode():
+            restored = model(batch).clamp(-1, 1)
+        arrays = restored.add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for index, array in enumerate(arrays):
+            original = images[start + index]
+            width, height = out_size or (original.shape[1], original.shape[0])
+            outputs.append(resize_rgb(array, width, height))
+    return outputs
+
+
+def _prepare_work_dir(work: Path, settings: dict) -> None:
+    if work.exists() and any(work.iterdir()):
+        marker = work / MARKER
+        if not marker.is_file():
+            raise PoseFaceError(f"{work}: folder is not empty and was not made by `poseface evaluate`; choose a new --work-dir (files are never overwritten)")
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f".tmp-{MARKER}"
+    tmp.write_text(json.dumps(settings, indent=2, default=str) + "\n")
+    os.replace(tmp, work / MARKER)
+
+
+def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool) -> Path:
+    """Fill `target` with one image per GT name, produced by the method; returns the folder to evaluate."""
+    if method.label == "gt" and method.weights is None:
+        return test_set / "gt"
+    lq_paths = list_images(test_set / "lq")
+    gt_dir = test_set / "gt"
+    names = [p.relative_to(test_set / "lq").with_suffix(".png") for p in lq_paths]
+    gt_sizes = [read_rgb(gt_dir / n).shape[:2] for n in names]
+    if method.weights is None:
+        interpolation = "nearest" if method.label == "input" else "bicubic"
+        for path, name, (h, w) in zip(lq_paths, names, gt_sizes):
+            write_image(target / name, resize_rgb(read_rgb(path), w, h, interpolation))
+        return target
+    from poseface.models import load_model
+
+    model = load_model(method.weights, device=device)
+    for start in range(0, len(lq_paths), 64):  # bounded memory: 64 faces at a time
+        chunk = [read_rgb(p) for p in lq_paths[start:start + 64]]
+        outputs = [
+            resize_rgb(r, w, h)
+            for r, (h, w) in zip(restore_aligned(model, chunk, batch_size, device, progress=progress), gt_sizes[start:start + 64])
+        ]
+        for name, image in zip(names[start:start + 64], outputs):
+            write_image(target / name, image)
+    return target
+
+
+def comparison_grid(folders: dict[str, Path], gt_dir: Path, results: dict[str, EvaluationResult], rows: int = 6,
+                    cell_size: int = 192) -> np.ndarray:
+    """Rows = the first `rows` faces, columns = methods then ground truth; PSNR / LPIPS under each cell."""
+    from poseface.data.visualize import contact_sheet
+
+    names = sorted(p.relative_to(gt_dir).with_suffix("").as_posix() for p in list_images(gt_dir))[:rows]
+    labels = [label for label in folders if label != "gt"] + ["ground truth"]
+    images, captions = [], []
+    for name in names:
+        row, caption = [], []
+        for label in labels:
+            folder = gt_dir if label == "ground truth" else folders[label]
+            row.append(read_rgb(folder / f"{name}.png"))
+            values = results.get(label).rows.get(name, {}) if label in results else {}
+            caption.append(" ".join(f"{k} {values[k]:.3f}" if k != "psnr" else f"{values[k]:.2f}dB" for k in ("psnr", "lpips", "ids") if k in values and np.isfinite(values[k])))
+        images.append(row)
+        captions.append(caption)
+    return contact_sheet(images, labels, cell_size=cell_size, captions=captions)
+
+
+def evaluate_models(
+    weights: list[str | os.PathLike],
+    hq_source: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    seed: int,
+    metrics: list[str],
+    options: MetricOptions | None = None,
+    labels: list[str] | None = None,
+    baselines: tuple[str, ...] = ("input", "bicubic", "gt"),
+    preset: str = "paper",
+    sr: int | None = None,
+    size: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 4,
+    grid_rows: int = 6,
+    progress: bool = True,
+) -> tuple[list[EvaluationResult], Path, np.ndarray]:
+    """Degrade HQ faces (seeded), restore with each model, run the baselines, evaluate all; returns
+    (results in table order, the test-set folder, the comparison grid image)."""
+    from poseface.data.testset import make_test_set
+
+    options = options or MetricOptions()
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise PoseFaceError(f"--baselines: unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
+    if labels and len(labels) != len(weights):
+        raise PoseFaceError(f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file")
+    methods = [Method(label, None) for label in baselines if label != "gt"]
+    for index, path in enumerate(weights):
+        path = Path(path)
+        if not path.is_file():
+            raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
+        methods.append(Method(labels[index] if labels else path.stem, path))
+    if "gt" in baselines:
+        methods.append(Method("gt", None))
+    if not methods:
+        raise PoseFaceError("nothing to evaluate: give --weights FILE and/or --baselines input,bicubic,gt")
+    if len({m.label for m in methods}) != len(methods):
+        raise PoseFaceError(f"duplicate method labels {[m.label for m in methods]}; give distinct --labels")
+    if size is None and weights:
+        from poseface.models import load_model
+
+        size = int(load_model(weights[0]).config.size)  # evaluate at the (first) model's resolution
+
+    work = Path(work_dir)
+    settings = {"hq": str(hq_source), "seed": seed, "preset": preset, "sr": sr, "size": size, "limit": limit,
+                "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods]}
+    _prepare_work_dir(work, settings)
+    test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress)
+
+    results: dict[str, EvaluationResult] = {}
+    folders: dict[str, Path] = {}
+    for method in methods:
+        folder = _write_method_outputs(method, test_set, work / "restored" / method.label, batch_size, options.device, progress)
+        folders[method.label] = folder
+        metric_set = build_metrics(metrics, options, has_gt=True)
+        results[method.label] = evaluate_folder(folder, test_set / "gt", metric_set, label=method.label, progress=progress)
+    grid = comparison_grid(folders, test_set / "gt", results, rows=grid_rows)
+    return list(results.values()), test_set, grid
