@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 
 def register(subparsers) -> None:
@@ -37,10 +38,19 @@ def register(subparsers) -> None:
     sub.set_defaults(func=run_landmarks)
 
 
+class _TqdmHandler(logging.Handler):
+    """Log lines printed above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
 def _log_to_stderr() -> None:
     logger = logging.getLogger("poseface.data")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _TqdmHandler) for h in logger.handlers):
+        handler = _TqdmHandler()
         handler.setFormatter(logging.Formatter("poseface: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

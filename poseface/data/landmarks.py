@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 
 from poseface.errors import PoseFaceError
+from poseface.data.atomic import write_json_atomic
 from poseface.data.imageops import square_crop_box
 from poseface.data.sources import ImageSource, open_source
 
@@ -213,18 +213,6 @@ def _read_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def _write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".json", prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, separators=(",", ":"))
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
 def load_landmarks(path: str | os.PathLike) -> dict[str, Any]:
     """Read a landmarks JSON. `result["faces"][name]["points"]` is a read-only (68, 2) float32 array."""
     document = _read_document(Path(path))
@@ -287,10 +275,10 @@ def compute_landmarks(
             if step % 50 == 0:
                 bar.set_postfix(no_face=counts["no_face"], fallback=counts["full_crop"], refresh=False)
             if step % save_every == 0 or time.monotonic() - last_save > 120:
-                _write_json_atomic(out_path, document)
+                write_json_atomic(out_path, document)
                 last_save = time.monotonic()
     finally:
-        _write_json_atomic(out_path, document)
+        write_json_atomic(out_path, document)
     if not document["faces"] and not document["no_face"]:
         raise PoseFaceError(f"{source.root}: none of the {len(source)} images could be read; check the data folder")
     logger.info("landmarks %s: %s", out_path, ", ".join(f"{k} {v}" for k, v in counts.items()))

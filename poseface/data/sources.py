@@ -7,8 +7,11 @@ A tar file is indexed once (member name, data offset, size) and read by seeking 
 never extracted. The file handle is opened lazily and re-opened after a fork, so a source can be
 handed to PyTorch data-loader workers (it also pickles without its handle).
 
-A member or file that cannot be decoded raises `PoseFaceError`; `read_or_skip` turns that into one
-warning line (logger "poseface.data") and a count in `skipped`, so a long run never stops on a bad file.
+Every regular file is a candidate whatever its name (the UTKFace tar holds two JPEGs without a
+".jpg" suffix); hidden files (".DS_Store", "._x.jpg") are ignored. A file that cannot be decoded as
+an image (corrupt, truncated, or a text file) raises `PoseFaceError` on `read`; `read_or_skip` turns
+that into one warning line (logger "poseface.data") and a count in `skipped`, so a long run never
+stops on a bad file.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from poseface.errors import PoseFaceError
-from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_images, read_rgb
+from poseface.imageio import DEFAULT_MAX_PIXELS, read_rgb
 
 logger = logging.getLogger("poseface.data")
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
-def _has_image_suffix(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES)
+def _is_hidden(relative_name: str) -> bool:
+    return any(part.startswith(".") for part in relative_name.split("/"))
 
 
 def decode_rgb(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -93,16 +96,18 @@ class ImageSource:
 
 
 class FolderSource(ImageSource):
-    """Every image file below a folder (recursively), by suffix; names are paths relative to the folder."""
+    """Every (non-hidden) file below a folder, recursively; names are paths relative to the folder."""
 
     def __init__(self, root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS):
         super().__init__()
         self.root = Path(root)
         self.max_pixels = max_pixels
-        paths = list_images(self.root)
-        if not paths:
-            raise PoseFaceError(f"{self.root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder; point at the folder of HQ faces")
-        self.names = [p.relative_to(self.root).as_posix() for p in paths]
+        if not self.root.is_dir():
+            raise PoseFaceError(f"{self.root}: not a folder")
+        names = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        self.names = sorted(n for n in names if not _is_hidden(n))
+        if not self.names:
+            raise PoseFaceError(f"{self.root}: no image files in this folder; point at the folder of HQ faces")
 
     def label(self, index: int) -> str:
         return str(self.root / self.names[index])
@@ -150,11 +155,11 @@ class TarSource(ImageSource):
             raise PoseFaceError(f"{self.root}: no such tar file")
         try:
             with tarfile.open(self.root, mode="r:") as archive:
-                members = {m.name: _Member(m.offset_data, m.size) for m in archive.getmembers() if m.isfile() and _has_image_suffix(m.name)}
+                members = {m.name: _Member(m.offset_data, m.size) for m in archive.getmembers() if m.isfile() and not _is_hidden(m.name)}
         except tarfile.ReadError:
             raise PoseFaceError(f"{self.root}: not an uncompressed tar file; decompress it (e.g. gunzip) or extract it to a folder") from None
         if not members:
-            raise PoseFaceError(f"{self.root}: the tar holds no image files ({', '.join(IMAGE_SUFFIXES)}); check the archive")
+            raise PoseFaceError(f"{self.root}: the tar holds no image files; check the archive")
         self.names = sorted(members)
         self._members = members
         self._handle = None

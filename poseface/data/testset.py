@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from poseface.config import to_dict
+from poseface.data.atomic import write_json_atomic
 from poseface.data.degradation import DegradationConfig, degrade, describe
 from poseface.data.degradation import preset as load_preset
 from poseface.data.imageops import resize_to_square
@@ -70,18 +70,6 @@ def bicubic_down(image: np.ndarray, factor: int) -> np.ndarray:
     height, width = image.shape[:2]
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
-
-
-def _write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".json", prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=1, sort_keys=True)
-            stream.write("\n")
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def _check_out_dir(out: Path, settings: dict[str, Any]) -> None:
@@ -137,7 +125,7 @@ def make_test_set(
     _check_out_dir(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "poseface": package_version(), "settings": settings, "complete": False}
-    _write_json_atomic(out / "params.json", document)  # marks the folder as ours before any image is written
+    write_json_atomic(out / "params.json", document, indent=1, sort_keys=True)  # marks the folder as ours before any image is written
 
     images: dict[str, Any] = {}
     sheet_rows, sheet_captions = [], []
@@ -167,5 +155,5 @@ def make_test_set(
     lq_label = f"bicubic x{sr} down" if sr else f"degraded ({preset_name}, seed {seed})"
     write_image(out / "contact_sheet.png", contact_sheet(sheet_rows, ["clean", lq_label], cell_size=256, captions=sheet_captions))
     document |= {"complete": True, "images": images, "skipped": list(source.skipped)}
-    _write_json_atomic(out / "params.json", document)
+    write_json_atomic(out / "params.json", document, indent=1, sort_keys=True)
     return out

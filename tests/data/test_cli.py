@@ -1,0 +1,34 @@
+import json
+
+from poseface.cli import main
+
+
+def test_degrade_command_writes_a_test_set(image_folder, tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["degrade", str(image_folder), "-o", str(out), "--seed", "3", "--size", "32", "--preset", "mild"]) == 0
+    assert (out / "contact_sheet.png").is_file() and len(list((out / "lq").iterdir())) == 3
+    assert json.loads((out / "params.json").read_text())["settings"]["preset"] == "mild"
+    captured = capsys.readouterr()
+    assert "contact_sheet.png" in captured.out
+    assert captured.err.count("WARNING: skipped") == 2  # broken.jpg and notes.txt: one line each
+    assert "2 unreadable image(s) skipped" in captured.err
+
+
+def test_degrade_errors_are_one_line_without_traceback(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["degrade", str(empty), "-o", str(tmp_path / "o"), "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"poseface: error: {empty}: no image files") and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["degrade", str(empty), "-o", str(tmp_path / "o"), "--seed", "1", "--preset", "extreme"]) == 2
+    err = capsys.readouterr().err
+    assert "poseface: error:" in err and err.count("\n") == 1
+
+
+def test_landmarks_command_reports_counts(image_folder, tmp_path, capsys):
+    out = tmp_path / "lm.json"
+    assert main(["landmarks", str(image_folder), "-o", str(out), "--no-full-crop"]) == 0
+    captured = capsys.readouterr().out
+    assert "2 faces" in captured and "1 without a face" in captured and "2 unreadable" in captured
+    assert main(["landmarks", str(image_folder), "-o", str(out)]) == 0
+    assert "5 already done" in capsys.readouterr().out
