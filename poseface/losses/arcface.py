@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from poseface.errors import PoseFaceError
-from poseface.losses.pretrained import find_weights, freeze, load_exact, read_state_dict
+from poseface.losses.pretrained import find_weights, freeze, load_exact, read_state_dict, report_unpinned
 from poseface.weights import WeightsSpec
 
 ARCFACE_KINDS: tuple[str, ...] = ("ir_se50", "resnet18")
@@ -236,8 +236,10 @@ def load_identity_encoder(
     backbone = build_backbone(kind)
     if pretrained:
         spec = IRSE50_SPEC if kind == "ir_se50" else RESNET18_SPEC
-        path = find_weights(spec, weights, sha256)
+        path, checksummed = find_weights(spec, weights, sha256, path_key="losses.arcface_weights")
         load_exact(backbone, read_state_dict(path, spec.what), path, spec.what)
+        if not checksummed:
+            report_unpinned(path, spec.what, "losses.arcface_sha256")
     return IdentityEncoder(kind, backbone)
 
 

@@ -15,12 +15,13 @@ from poseface.weights import WeightsSpec, cache_dir, resolve, sha256_of
 log = logging.getLogger("poseface.losses")
 
 
-def find_weights(spec: WeightsSpec, local_path: str | os.PathLike | None, sha256: str = "") -> Path:
+def find_weights(
+    spec: WeightsSpec, local_path: str | os.PathLike | None, sha256: str = "", path_key: str = ""
+) -> tuple[Path, bool]:
     """A local file for `spec`: `local_path`, else the cache, else one download (if `spec.url`).
 
-    `sha256` (a full digest or a prefix of at least 8 hex digits) pins a file whose spec has no
-    published checksum. Files accepted without any checksum are logged with their sha256 so the user
-    can pin them (e.g. `losses.arcface_sha256`, see docs/losses.md).
+    Returns (path, checksummed). `sha256` (a full digest or a prefix of at least 8 hex digits) pins a
+    file whose spec has no published checksum; `path_key` names the config key for a local file.
     """
     if sha256:
         spec = WeightsSpec(spec.name, spec.url, sha256, spec.what, spec.switch_off)
@@ -32,15 +33,19 @@ def find_weights(spec: WeightsSpec, local_path: str | os.PathLike | None, sha256
         cached = cache_dir() / spec.name
         if not cached.is_file():
             hint = f", or {spec.switch_off}" if spec.switch_off else ""
+            where = f"set {path_key} to its path" if path_key else "pass its path"
             raise PoseFaceError(
                 f"{cached}: {spec.what} not found and it has no public download URL; put the file there "
-                f"or pass its path{hint}"
+                f"or {where}{hint}"
             )
         path = resolve(spec, cached, download=False)
-    if not spec.sha256:
-        log.warning("%s: accepted %s without a published checksum; sha256 %s (pin it in the config)",
-                    path, spec.what, sha256_of(path))
-    return path
+    return path, bool(spec.sha256)
+
+
+def report_unpinned(path: Path, what: str, pin_key: str) -> None:
+    """Log the sha256 of a weights file that was accepted without a checksum, so the user can pin it."""
+    log.warning("%s: loaded %s without a published checksum; sha256 %s (pin it with %s)",
+                path, what, sha256_of(path), pin_key)
 
 
 def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -74,7 +79,7 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], path: Path, wh
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if wrong:
             parts.append(f"{len(wrong)} with other shapes (e.g. {wrong[0]})")
-        raise PoseFaceError(f"{path}: not a {what} file: {', '.join(parts)} keys; pass the original weights file")
+        raise PoseFaceError(f"{path}: does not fit the {what} layout: {', '.join(parts)} keys; pass the original file")
     module.load_state_dict(state, strict=True)
 
 

@@ -109,7 +109,7 @@ def load_vgg19_features(
     """
     model = VGG19Features(layers)
     if pretrained:
-        path = find_weights(VGG19_SPEC, weights)
+        path, _ = find_weights(VGG19_SPEC, weights, path_key="losses.vgg_weights")
         state = read_state_dict(path, VGG19_SPEC.what)
         dropped = sorted(k for k in state if not k.startswith("features."))
         if dropped:

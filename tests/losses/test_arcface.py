@@ -175,7 +175,7 @@ def test_loads_an_unchecksummed_file_with_module_prefix_and_logs_its_sha256(tmp_
     digest = sha256_of(path)
     with caplog.at_level(logging.WARNING, logger="poseface.losses"):
         encoder = load_identity_encoder("resnet18", weights=path)
-    assert digest in caplog.text
+    assert digest in caplog.text and "losses.arcface_sha256" in caplog.text
     torch.testing.assert_close(encoder.backbone.fc5.weight, source.fc5.weight)
     # pinning: the right digest loads, a wrong one is a one-line checksum error
     load_identity_encoder("resnet18", weights=path, sha256=digest[:12])
@@ -183,12 +183,14 @@ def test_loads_an_unchecksummed_file_with_module_prefix_and_logs_its_sha256(tmp_
         load_identity_encoder("resnet18", weights=path, sha256="00000000")
 
 
-def test_wrong_file_and_missing_file_are_one_line_errors(tmp_path, monkeypatch):
+def test_wrong_file_and_missing_file_are_one_line_errors(tmp_path, monkeypatch, caplog):
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv1.weight": torch.zeros(64, 1, 3, 3)}, wrong)
-    with pytest.raises(PoseFaceError, match="not a ArcFace IR-SE50") as info:
-        load_identity_encoder("ir_se50", weights=wrong)
+    with caplog.at_level(logging.WARNING, logger="poseface.losses"):
+        with pytest.raises(PoseFaceError, match="does not fit the ArcFace IR-SE50") as info:
+            load_identity_encoder("ir_se50", weights=wrong)
     assert "missing" in str(info.value) and "\n" not in str(info.value)
+    assert "sha256" not in caplog.text  # a rejected file is not offered for pinning
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(PoseFaceError, match="cannot read"):
@@ -198,6 +200,7 @@ def test_wrong_file_and_missing_file_are_one_line_errors(tmp_path, monkeypatch):
         load_identity_encoder("ir_se50")
     message = str(info.value)
     assert str(tmp_path / "model_ir_se50.pth") in message and "losses.face_preserving: 0" in message
+    assert "losses.arcface_weights" in message
     assert "\n" not in message
     with pytest.raises(ValueError):
         IdentityEncoder("facenet", ResNet18ArcFace())
