@@ -38,7 +38,7 @@ def _face_mask_cached(size: int, template: tuple[tuple[float, float], ...]) -> n
     centre = eyes + MASK_CENTRE_BELOW_EYES * axis
     angle = float(np.degrees(np.arctan2(axis[1], axis[0]))) - 90.0  # long axis along eyes -> mouth
     sigma = max(size * FEATHER_FRACTION, 1.0)
-    margin = int(np.ceil(3 * sigma))
+    margin = int(np.ceil(4 * sigma))
     hard = np.zeros((size, size), np.float32)
     cv2.ellipse(
         hard,
