@@ -82,3 +82,17 @@ def test_safe_boxes_replaces_missing_and_non_finite_boxes_by_the_whole_image():
     torch.testing.assert_close(fixed[1, 0], whole)
     torch.testing.assert_close(fixed[1, 1:], boxes[1, 1:])
     torch.testing.assert_close(fixed[2], whole.expand(3, 4))
+
+
+def test_component_preview_sheet_shows_boxes_and_crops():
+    from poseface.losses.preview import component_preview
+
+    images = torch.zeros(2, 3, 64, 64)
+    images[:, :, 20:30, 40:50] = 1.0  # a white square exactly where the right-eye box is
+    boxes = torch.tensor([[[10.0, 20.0, 20.0, 30.0], [40.0, 20.0, 50.0, 30.0], [20.0, 40.0, 35.0, 55.0]]] * 2)
+    sheet = component_preview(images, boxes, torch.tensor([True, False]))
+    assert sheet.shape == (128, 256, 3) and sheet.dtype.name == "uint8"
+    assert (sheet[0:64, 128:192] == 255).all()  # row 0, right-eye crop: all white
+    assert tuple(sheet[20, 15]) == (255, 0, 0)  # red left-eye box edge on the face
+    assert (sheet[64:128, 64:] == 128).all()  # sample without boxes: gray tiles
+    assert tuple(sheet[64 + 20, 15]) == (128, 128, 128)  # ... and no boxes drawn
