@@ -11,6 +11,7 @@ new degradations. Item:
 
 Faces without landmarks (not in the cache, or recorded as "no_face") still train; they just get no
 local eye/mouth loss (`has_boxes` False). Their number is logged when the data set is built.
+`landmark_methods=("hog", "hog_upsampled", "hog_padded")` ignores the less reliable "full_crop" fits.
 An unreadable image is skipped with one warning line and replaced by the next readable one.
 """
 
@@ -53,6 +54,7 @@ class FaceDataset(Dataset):
         split: str = "all",
         val_fraction: float = 0.02,
         augment_flip: bool = True,
+        landmark_methods: tuple[str, ...] | None = None,
     ):
         if split not in SPLITS:
             raise PoseFaceError(f"split {split!r}: use one of {', '.join(SPLITS)}")
@@ -78,6 +80,8 @@ class FaceDataset(Dataset):
         self.landmarks: dict[str, dict[str, Any]] = {}
         for index in self.indices:
             entry = faces.get(self.source.names[index])
+            if entry is not None and landmark_methods is not None and entry.get("method") not in landmark_methods:
+                entry = None  # e.g. leave out the less reliable "full_crop" fits
             if entry is not None:
                 points = np.asarray(entry["points"], dtype=np.float32)
                 points.setflags(write=False)

@@ -32,5 +32,6 @@ def to_tensor_range(image: np.ndarray):
     """(H, W, 3) uint8 RGB -> float32 torch tensor (3, H, W) in [-1, 1]."""
     import torch
 
-    array = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-    return torch.from_numpy(array).div_(127.5).sub_(1.0)
+    # the arithmetic is done in numpy: small torch ops in data-loader workers can stall on its thread pool
+    array = image.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 127.5) - np.float32(1.0)
+    return torch.from_numpy(np.ascontiguousarray(array))

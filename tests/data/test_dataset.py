@@ -81,6 +81,16 @@ def test_missing_landmarks_are_counted_and_logged(image_folder, landmarks_json, 
     assert any("3 of 5 faces" in r.getMessage() for r in caplog.records)
 
 
+def test_landmark_methods_filter_the_cache(image_folder, tmp_path):
+    out = tmp_path / "with_fallback.json"
+    compute_landmarks(image_folder, out, progress=False)  # grey.png gets a "full_crop" fit
+    every = FaceDataset(image_folder, 32, preset("paper"), landmarks=out)
+    strict = FaceDataset(image_folder, 32, preset("paper"), landmarks=out, landmark_methods=("hog", "hog_upsampled", "hog_padded"))
+    grey = every.source.index_of("sub/grey.png")
+    assert bool(every[grey]["has_boxes"]) and not bool(strict[grey]["has_boxes"])
+    assert strict.missing_landmarks == every.missing_landmarks + 1
+
+
 def test_unreadable_images_are_replaced_by_the_next_readable_one(image_folder, caplog):
     dataset = FaceDataset(image_folder, 32, preset("paper"))
     with caplog.at_level(logging.WARNING, logger="poseface.data"):
