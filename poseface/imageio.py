@@ -120,6 +120,28 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
 
 
+def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int]:
+    """(format, 16-bit colour?, EXIF orientation) from the header alone; refuses images above
+    `max_pixels` here because Pillow only warns up to twice its limit."""
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+            file_format = header.format
+            orientation = header.getexif().get(_ORIENTATION_TAG, 1)
+            bits = header.tag_v2.get(258, (8,)) if file_format == "TIFF" else (8,)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None, False, 1  # open_image reports it
+    if width * height > max_pixels:
+        raise PoseFaceError(
+            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
+        )
+    if file_format == "PNG":
+        sixteen = _png_bit_depth(path) == 16
+    else:
+        sixteen = file_format == "TIFF" and max(bits if isinstance(bits, tuple) else (bits,)) == 16
+    return file_format, sixteen, orientation
+
+
 def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image keeping what `read_rgb` drops: grey stays (H, W), alpha is kept as the last
     channel ((H, W, 2) grey+alpha or (H, W, 4) RGBA), and 16-bit PNG/TIFF stay uint16.
@@ -127,29 +149,18 @@ def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXEL
     Everything else is uint8 (H, W, 3) RGB. EXIF orientation is applied. One-line errors as open_image.
     """
     path = Path(path)
-    image = open_image(path, max_pixels)  # validates, applies the decompression-bomb limit
+    _, sixteen_colour, orientation = _header(path, max_pixels)
+    image = open_image(path, max_pixels)  # validates, decodes, applies EXIF orientation
     mode = image.mode
-    sixteen = mode.startswith("I;16") or (mode == "I" and np.asarray(image).max(initial=0) > 255)
-    if not sixteen and mode in ("RGB", "RGBA") and image.format in ("PNG", "TIFF"):
+    if sixteen_colour and mode in ("RGB", "RGBA"):
         # Pillow decodes 16-bit colour PNG/TIFF to 8 bits: ask OpenCV for the full depth
-        if image.format == "PNG":
-            sixteen = _png_bit_depth(path) == 16
-        else:
-            bits = getattr(image, "tag_v2", {}).get(258, (8,)) if hasattr(image, "tag_v2") else (8,)
-            sixteen = max(bits if isinstance(bits, tuple) else (bits,)) == 16
-        if sixteen:
-            import cv2
+        import cv2
 
-            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if raw is None or raw.dtype != np.uint16:
-                sixteen = False
-            else:
-                if raw.ndim == 3:
-                    raw = raw[..., [2, 1, 0, 3]] if raw.shape[2] == 4 else raw[..., ::-1]
-                with Image.open(path) as original:
-                    orientation = original.getexif().get(_ORIENTATION_TAG, 1)
-                return _apply_orientation(np.ascontiguousarray(raw), orientation)
-    if sixteen:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if raw is not None and raw.dtype == np.uint16 and raw.ndim == 3 and raw.shape[2] in (3, 4):
+            raw = raw[..., [2, 1, 0, 3]] if raw.shape[2] == 4 else raw[..., ::-1]
+            return _apply_orientation(np.ascontiguousarray(raw), orientation)
+    if mode.startswith("I;16") or (mode == "I" and np.asarray(image).max(initial=0) > 255):
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
     if mode in ("L", "1", "I", "F"):
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()

@@ -121,21 +121,32 @@ def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> 
     return files, missing
 
 
-def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, Path]:
-    """input -> output image path; inputs whose names collide get _2, _3, ... (never overwrite each other)."""
-    taken: set[str] = set()
+def _unique(base: Path, ext: str, taken: set[str]) -> Path:
+    candidate, counter = base, 1
+    while (str(candidate) + ext).lower() in taken:
+        counter += 1
+        candidate = base.parent / f"{base.name}_{counter}"
+    taken.add((str(candidate) + ext).lower())
+    return candidate
+
+
+def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, tuple[Path, Path]]:
+    """input -> (output image path, name of its side outputs relative to faces/ and compare/).
+
+    Inputs whose names collide get _2, _3, ... (never overwrite each other); side outputs are
+    always PNG, so their names are made unique whatever the image format.
+    """
+    taken_images: set[str] = set()
+    taken_sides: set[str] = set()
     result = {}
     for item in files:
         ext = item.path.suffix.lower() if options.ext == "auto" else "." + options.ext
         if ext not in IMAGE_SUFFIXES:
             ext = ".png"
         base = item.relative.parent / (item.relative.name + options.suffix)
-        candidate, counter = base, 1
-        while str(candidate).lower() in taken:
-            counter += 1
-            candidate = base.parent / f"{base.name}_{counter}"
-        taken.add(str(candidate).lower())
-        result[item.path] = options.output / (str(candidate) + ext)
+        image = _unique(base, ext, taken_images)
+        side = _unique(item.relative, "", taken_sides)
+        result[item.path] = (options.output / (str(image) + ext), side)
     return result
 
 
@@ -171,7 +182,6 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
     for _, reason in missing:
         print(f"poseface: skipped {reason}", file=sys.stderr)
     targets = output_paths(files, options)
-    by_path = {item.path: item for item in files}
     bar = tqdm(total=len(files), unit="image", desc="restore", disable=(not options.progress) if options.progress is not None else None)
 
     def skip(path: Path, reason: str) -> None:
@@ -195,9 +205,9 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
             yield path, image
 
     for path, result in restorer.restore_stream(remember(readable())):
-        target = targets[path]
+        target, side = targets[path]
         try:
-            _write_outputs(path, target, result, by_path[path], restorer, options, originals.pop(path, None))
+            _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None))
         except (OSError, PoseFaceError) as exc:
             skip(path, f"{target}: could not be written ({exc})")
             continue
@@ -215,7 +225,7 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
 
 def _write_outputs(
-    path: Path, target: Path, result: Result, item: InputFile, restorer: Restorer, options: RunOptions, original: np.ndarray | None
+    path: Path, target: Path, side: Path, result: Result, restorer: Restorer, options: RunOptions, original: np.ndarray | None
 ) -> None:
     if target.resolve() == path.resolve():
         raise PoseFaceError("the output would overwrite the input")
@@ -224,13 +234,13 @@ def _write_outputs(
     else:
         write_image_full(target, result.image)
     if options.save_faces:
-        folder = options.output / "faces" / item.relative.parent
+        folder = options.output / "faces" / side.parent
         for k, face in enumerate(result.faces):
-            write_image(folder / f"{item.relative.name}_{k}_crop.png", face.crop)
+            write_image(folder / f"{side.name}_{k}_crop.png", face.crop)
             if face.restored is not None:
-                write_image(folder / f"{item.relative.name}_{k}_restored.png", face.restored)
+                write_image(folder / f"{side.name}_{k}_restored.png", face.restored)
     if options.compare and original is not None:
-        write_image(options.output / "compare" / (str(item.relative) + ".png"), compare_image(original, result.image))
+        write_image(options.output / "compare" / (str(side) + ".png"), compare_image(original, result.image))
 
 
 __all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]

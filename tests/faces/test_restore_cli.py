@@ -1,0 +1,162 @@
+"""`poseface restore` end to end, in-process, with files the tests make."""
+
+import io
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from poseface.cli import main
+from poseface.faces import restorer as restorer_module
+from poseface.imageio import read_image_full
+
+from .conftest import IdentityModel
+
+
+@pytest.fixture
+def identity_weights(monkeypatch):
+    """--weights anything.pth loads an identity model (128 px) instead of a real network."""
+    monkeypatch.setattr(restorer_module, "load_restoration_model", lambda weights, device: IdentityModel(128))
+    return "identity.pth"
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    Image.fromarray(astronaut[:, ::-1]).save(folder / "sub" / "astronaut.png")  # same name, other folder
+    Image.fromarray(np.full((80, 120, 3), 140, np.uint8)).save(folder / "wall.jpg", quality=90)  # no face
+    (folder / "empty.jpg").write_bytes(b"")
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, "JPEG", quality=90)
+    (folder / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 3])
+    (folder / "letter.png").write_text("not an image")
+    return folder
+
+
+def test_folder_run_writes_outputs_and_reports_every_bad_file(photos, tmp_path, identity_weights, capsys):
+    out = tmp_path / "out"
+    code = main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--save-faces", "--compare"])
+    captured = capsys.readouterr()
+    assert code == 1  # some files were skipped
+    skipped = [line for line in captured.err.splitlines() if line.startswith("poseface: skipped")]
+    assert len(skipped) == 3
+    assert any("empty.jpg: empty file" in line for line in skipped)
+    assert any("truncated.jpg: not a readable image" in line for line in skipped)
+    assert any("letter.png: not a readable image" in line for line in skipped)
+    assert "Traceback" not in captured.err
+    summary = captured.out
+    assert "3 image(s) written" in summary and "2 face(s) found" in summary and "2 restored" in summary
+    assert "1 image(s) without a face" in summary and "3 file(s) skipped" in summary and "s per face" in summary
+    assert (out / "astronaut.png").is_file() and (out / "sub" / "astronaut.png").is_file()
+    assert (out / "wall.jpg").read_bytes() == (photos / "wall.jpg").read_bytes()  # no face: the file unchanged
+    for name in ("astronaut_0_crop.png", "astronaut_0_restored.png", "sub/astronaut_0_crop.png"):
+        assert (out / "faces" / name).is_file()
+    comparison = np.asarray(Image.open(out / "compare" / "astronaut.png"))
+    assert comparison.shape == (512, 1024, 3)
+    restored = np.asarray(Image.open(out / "astronaut.png"))
+    assert np.abs(restored.astype(int) - np.asarray(Image.open(photos / "astronaut.png"))).mean() < 0.5
+
+
+def test_decompression_bomb_limit_and_non_image_file_named_directly(photos, tmp_path, identity_weights, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    out = tmp_path / "out"
+    code = main(["restore", str(photos / "astronaut.png"), str(notes), str(tmp_path / "missing.png"), "-o", str(out),
+                 "--weights", identity_weights, "--max-pixels", "100000"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "astronaut.png: image of 512x512 pixels is larger than the decoding limit of 100000 pixels" in err
+    assert "notes.txt: not a readable image" in err and "missing.png: no such file or folder" in err
+    assert not (out / "astronaut.png").exists()
+
+
+def test_output_folder_equal_to_an_input_folder_is_refused(photos, identity_weights, capsys):
+    code = main(["restore", str(photos), "-o", str(photos), "--weights", identity_weights])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("poseface: error:") and "choose another output folder" in err
+    code = main(["restore", str(photos / "astronaut.png"), "-o", str(photos), "--weights", identity_weights])
+    assert code == 2 and "holds the input" in capsys.readouterr().err
+
+
+def test_output_inside_the_input_folder_is_not_restored_again(photos, identity_weights, capsys):
+    out = photos / "restored"
+    assert main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--suffix", "_r"]) == 1
+    assert (out / "astronaut_r.png").is_file()
+    capsys.readouterr()
+    main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--suffix", "_r"])
+    assert "3 image(s) written" in capsys.readouterr().out  # not 5: its own outputs are no inputs
+    assert not (out / "restored").exists()
+
+
+def test_globs_ext_suffix_and_name_collisions(photos, tmp_path, identity_weights, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(photos / "astronaut.png", other / "astronaut.png")
+    out = tmp_path / "out"
+    code = main(["restore", str(photos / "*.png"), str(other / "astronaut.png"), "-o", str(out),
+                 "--weights", identity_weights, "--ext", "jpg", "--suffix", "_x"])
+    assert code == 1  # letter.png matches the glob and is skipped
+    assert (out / "astronaut_x.jpg").is_file() and (out / "astronaut_x_2.jpg").is_file()
+    assert Image.open(out / "astronaut_x.jpg").format == "JPEG"
+
+
+def test_grey_rgba_and_16_bit_files_are_written_back_in_kind(tmp_path, astronaut, identity_weights):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(grey).save(folder / "grey.png")
+    alpha = np.full((512, 512), 77, np.uint8)
+    Image.fromarray(np.dstack([astronaut, alpha])).save(folder / "rgba.png")
+    deep = astronaut.astype(np.uint16) * 257 + 3
+    cv2.imwrite(str(folder / "deep.png"), deep[..., ::-1])
+    cv2.imwrite(str(folder / "deep.tif"), deep[..., ::-1])
+    out = tmp_path / "out"
+    assert main(["restore", str(folder), "-o", str(out), "--weights", identity_weights, "--save-faces"]) == 0
+    assert read_image_full(out / "grey.png").shape == (512, 512)
+    assert (out / "faces" / "deep_0_crop.png").is_file() and (out / "faces" / "deep_2_0_crop.png").is_file()
+    rgba = read_image_full(out / "rgba.png")
+    assert rgba.shape == (512, 512, 4) and (rgba[..., 3] == 77).all()
+    for name in ("deep.png", "deep.tif"):
+        back = read_image_full(out / name)
+        assert back.dtype == np.uint16 and back.shape == (512, 512, 3)
+        assert (back[300:] == deep[300:]).all()  # background (below the face) kept at 16 bits
+    assert main(["restore", str(folder / "deep.png"), "-o", str(tmp_path / "jpg"), "--weights", identity_weights, "--ext", "jpg"]) == 0
+    assert read_image_full(tmp_path / "jpg" / "deep.jpg").dtype == np.uint8
+
+
+def test_aligned_mode_and_upscale(tmp_path, astronaut, identity_weights):
+    crop = np.ascontiguousarray(astronaut[60:188, 160:288])
+    Image.fromarray(crop).save(tmp_path / "crop.png")
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "crop.png"), "-o", str(out), "--weights", identity_weights, "--aligned", "--upscale", "2"]) == 0
+    restored = np.asarray(Image.open(out / "crop.png"))
+    assert restored.shape == (256, 256, 3)
+
+
+def test_bad_weights_file_and_bad_options_are_one_line_errors(tmp_path, photos, capsys):
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(b"this is not a checkpoint")
+    code = main(["restore", str(photos), "-o", str(tmp_path / "out"), "--weights", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
+    code = main(["restore", str(photos), "-o", str(tmp_path / "out"), "--weights", str(bad), "--precision", "fp16", "--device", "cpu"])
+    assert code == 2 and "fp16" in capsys.readouterr().err
+
+
+def test_a_real_poseface_checkpoint_runs_end_to_end(tmp_path, astronaut, capsys):
+    from poseface.models import ModelConfig, PoseFaceNet, save_model
+
+    weights = save_model(PoseFaceNet(ModelConfig(size=32, style_dim=32, n_mlp=2, narrow=0.0625)), tmp_path / "tiny.safetensors")
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "a.png"), "-o", str(out), "--weights", str(weights), "--device", "cpu", "--batch-size", "2"]) == 0
+    assert "1 restored" in capsys.readouterr().out
+    result = np.asarray(Image.open(out / "a.png"))
+    changed = (result != astronaut).any(axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.any() and 150 < xs.mean() < 300 and 50 < ys.mean() < 200  # only around the face
