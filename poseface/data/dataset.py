@@ -37,6 +37,13 @@ logger = logging.getLogger("poseface.data")
 SPLITS = ("all", "train", "val")
 
 
+def worker_init(_worker_id: int) -> None:
+    """`DataLoader(worker_init_fn=worker_init)`: one OpenCV thread per worker (workers already run in parallel)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def in_validation_split(name: str, val_fraction: float) -> bool:
     """Deterministic split: the first 8 bytes of sha256(file name) as a fraction in [0, 1)."""
     value = int.from_bytes(hashlib.sha256(name.rsplit("/", 1)[-1].encode("utf-8")).digest()[:8], "little") / 2.0**64

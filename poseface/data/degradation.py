@@ -268,7 +268,11 @@ def apply_degradation(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
 
 
 def degrade(image: np.ndarray, cfg: DegradationConfig, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """Eq. 17 on an (H, W, 3) uint8 RGB image: (LQ image of the same size, the parameters drawn)."""
+    """Eq. 17 on an (H, W, 3) uint8 RGB image: (LQ image of the same size, the parameters drawn).
+
+    Blur, resample by 1/s, noise, JPEG, resize back to (H, W). A scale s in [0.4, 1) UP-samples the
+    blurred image to round(W/s) x round(H/s) before noise and JPEG, then resizes it back down.
+    """
     params = sample_degradation(cfg, rng, image.shape[0], image.shape[1])
     return apply_degradation(image, params), params
 

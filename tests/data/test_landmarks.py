@@ -129,3 +129,14 @@ def test_landmarks_on_utkface_members(utkface_tar, tmp_path):
         boxes = component_boxes(entry["points"], entry["size"], 512)
         assert boxes[0, 0] < boxes[1, 0] and boxes[2, 1] > boxes[0, 1]  # eyes left/right, mouth below
         assert (boxes >= -64).all() and (boxes <= 576).all()
+
+
+def test_large_ffhq_style_images_are_detected_at_reduced_size_and_fitted_at_full_size(face_crop):
+    import cv2
+
+    big = cv2.resize(face_crop, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    detector = LandmarkDetector()
+    points_small, _ = detector.detect(face_crop)
+    points_big, method = detector.detect(big)
+    assert method == "hog"
+    np.testing.assert_allclose(component_boxes(points_big, 1024, 512), component_boxes(points_small, 200, 512), atol=6.0)
