@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torch import nn
 
 from poseface.errors import PoseFaceError
@@ -223,24 +222,50 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
+def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix (negative round-off clipped)."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), the FID formula.
 
-    When the product is singular (few samples, as with small test sets) `eps` is added to both diagonals,
-    as the reference code does; a tiny imaginary part from numerical error is dropped.
+    tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of S1 S2, which are those of the
+    symmetric PSD matrix S1^(1/2) S2 S1^(1/2). Two symmetric eigendecompositions are much faster than a
+    general matrix square root at 2048-D (seconds instead of minutes on a CPU) and stay finite for the
+    singular covariances of small test sets, with no diagonal offset needed.
     """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
         raise PoseFaceError(f"FID statistics have different dimensions ({mu1.shape} vs {mu2.shape}); use stats from the same Inception features")
+    root1 = _sqrt_psd((sigma1 + sigma1.T) / 2)
+    middle = root1 @ sigma2 @ root1
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     difference = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        covmean = covmean.real
-    return float(difference @ difference + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(difference @ difference + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """The same distance computed from the (N, D) feature sets themselves.
+
+    With A, B the centred features scaled by 1/sqrt(N - 1), S1 = A^T A and S2 = B^T B, and the non-zero
+    eigenvalues of S1 S2 are the squared singular values of the small N1 x N2 matrix A B^T, so
+    tr((S1 S2)^(1/2)) is the sum of its singular values: exact, and fast when N is smaller than D.
+    """
+    a = np.asarray(features1, dtype=np.float64)
+    b = np.asarray(features2, dtype=np.float64)
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise PoseFaceError(f"FID needs at least 2 images per set, got {a.shape[0]} and {b.shape[0]}; evaluate a larger folder or leave fid out")
+    if min(a.shape[0], b.shape[0]) > a.shape[1]:
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
+    centred1 = (a - mu1) / np.sqrt(a.shape[0] - 1)
+    centred2 = (b - mu2) / np.sqrt(b.shape[0] - 1)
+    trace_sqrt = np.linalg.svd(centred1 @ centred2.T, compute_uv=False).sum()
+    difference = mu1 - mu2
+    return float(difference @ difference + np.sum(centred1**2) + np.sum(centred2**2) - 2 * trace_sqrt)
 
 
 def save_statistics(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, **info) -> Path:

@@ -114,7 +114,7 @@ class LPIPSMetric(Metric):
         from poseface.metrics.lpips import build_lpips
 
         self.net = options.lpips_net
-        self.model = model or build_lpips(options.lpips_net, options.lpips_weights, options.download, options.device)
+        self.model = model if model is not None else build_lpips(options.lpips_net, options.lpips_weights, options.download, options.device)
 
     def measure(self, restored, gt):
         from poseface.metrics.lpips import lpips_distance
@@ -136,7 +136,7 @@ class FIDMetric(Metric):
         self.reference = load_statistics(options.fid_stats) if options.fid_stats else None
         self.reference_name = os.path.basename(options.fid_stats) if options.fid_stats else "ground-truth set"
         self.needs_gt = self.reference is None
-        self.model = model or build_inception(options.fid_weights, options.download, options.device)
+        self.model = model if model is not None else build_inception(options.fid_weights, options.download, options.device)
         self.restored_features: list[np.ndarray] = []
         self.gt_features: list[np.ndarray] = []
 
@@ -152,16 +152,14 @@ class FIDMetric(Metric):
         return {}
 
     def finish(self):
-        from poseface.metrics.fid import feature_statistics, frechet_distance
+        from poseface.metrics.fid import feature_statistics, frechet_distance, frechet_distance_of_features
 
         if len(self.restored_features) < 2:
             return {"fid": float("nan")}
-        mu, sigma = feature_statistics(np.stack(self.restored_features))
+        restored = np.stack(self.restored_features)
         if self.reference is None:
-            ref_mu, ref_sigma = feature_statistics(np.stack(self.gt_features))
-        else:
-            ref_mu, ref_sigma = self.reference
-        return {"fid": frechet_distance(mu, sigma, ref_mu, ref_sigma)}
+            return {"fid": frechet_distance_of_features(restored, np.stack(self.gt_features))}
+        return {"fid": frechet_distance(*feature_statistics(restored), *self.reference)}
 
     def describe(self):
         return f"FID (pool3 2048-D, against {self.reference_name})"

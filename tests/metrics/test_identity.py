@@ -1,0 +1,42 @@
+import cv2
+import numpy as np
+import pytest
+
+from poseface.metrics.identity import SAME_PERSON_THRESHOLD, face_distances, find_face_box, identity_distance, landmark_distance
+
+
+def degrade(image: np.ndarray) -> np.ndarray:
+    blurred = cv2.GaussianBlur(image, (0, 0), 3)
+    small = cv2.resize(blurred, (128, 128), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, image.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+
+
+def test_identical_faces_have_zero_distances(astronaut):
+    values = face_distances(astronaut, astronaut)
+    assert values["ids"] == 0.0 and values["lmd"] == 0.0 and values["lmd_norm"] == 0.0
+    assert values["ids_cos"] == pytest.approx(0.0, abs=1e-9)
+    assert values["face_found"] == 1.0
+
+
+def test_degraded_face_is_further_but_same_person(astronaut):
+    values = face_distances(degrade(astronaut), astronaut)
+    assert 0.05 < values["ids"] < SAME_PERSON_THRESHOLD
+    assert values["ids_cos"] > 0
+    assert 0 < values["lmd"] < 10  # pixels; the face is about 90 px wide
+    assert values["lmd_norm"] == pytest.approx(values["lmd"] / 43.5, rel=0.15)  # inter-ocular distance about 43 px
+    # the separate functions agree with the combined one
+    assert identity_distance(degrade(astronaut), astronaut)["ids"] == pytest.approx(values["ids"])
+    assert landmark_distance(degrade(astronaut), astronaut)["lmd"] == pytest.approx(values["lmd"])
+
+
+def test_no_detected_face_falls_back_to_the_whole_crop():
+    noise = np.random.default_rng(0).integers(0, 256, (120, 100, 3), dtype=np.uint8)
+    box = find_face_box(noise)
+    assert not box.detected and (box.left, box.top, box.right, box.bottom) == (0, 0, 99, 119)
+    values = face_distances(noise, noise)
+    assert values["face_found"] == 0.0 and values["lmd"] == 0.0
+
+
+def test_size_mismatch_is_refused(astronaut):
+    with pytest.raises(ValueError, match="differ in size"):
+        face_distances(astronaut[:256], astronaut)
