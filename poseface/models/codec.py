@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from poseface.models.config import ModelConfig
-from poseface.models.layers import ConvLayer, EqualConv2d, EqualLinear
+from poseface.models.layers import ConvLayer, EqualConv2d, EqualLinear, conv_leaky_relu
 from poseface.models.mmrb import MMRB
 from poseface.models.ops import FusedLeakyReLU, Upsample
 
@@ -69,7 +69,7 @@ class DecoderBlock(nn.Module):
 
     def forward(self, skip: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
         x = skip if coarse is None else torch.cat([skip, self.upsample(coarse)], dim=1)
-        h = self.conv_act(self.conv(self.merge_act(self.merge(x))))
+        h = conv_leaky_relu(conv_leaky_relu(x, self.merge, self.merge_act.bias), self.conv, self.conv_act.bias)
         return skip + self.out(h)
 
 

@@ -61,7 +61,7 @@ class GlobalDiscriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = minibatch_stddev(self.convs(x), self.stddev_group)
+        out = minibatch_stddev(self.convs(x.contiguous(memory_format=torch.channels_last)), self.stddev_group)
         out = self.final_conv(out)
         return self.final_linear(out.flatten(1))
 
@@ -105,7 +105,7 @@ class ComponentDiscriminator(nn.Module):
         self.final_conv = ConvLayer(4 * c, 1, 3, bias=True, activate=False)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
-        f1 = self.conv3(self.conv2(self.conv1(x)))
+        f1 = self.conv3(self.conv2(self.conv1(x.contiguous(memory_format=torch.channels_last))))
         f2 = self.conv5(self.conv4(f1))
         logits = self.final_conv(f2)
         return (logits, [f1, f2]) if return_features else logits

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poseface.models.ops import Blur, FusedLeakyReLU, ScaledLeakyReLU, fused_leaky_relu
+from poseface.models.ops import ACTIVATION_GAIN, LEAKY_SLOPE, Blur, FusedLeakyReLU, ScaledLeakyReLU, fused_leaky_relu
 
 
 class PixelNorm(nn.Module):
@@ -31,7 +31,8 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.conv2d(x, (self.weight * self.scale).to(x.dtype), bias=bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape
@@ -82,3 +83,22 @@ class ConvLayer(nn.Sequential):
         if activate:
             layers.append(FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU())
         super().__init__(*layers)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample:
+            x = self[0](x)
+        conv = self[1] if self.downsample else self[0]
+        activation = self[-1] if len(self) > (2 if self.downsample else 1) else None
+        if isinstance(activation, FusedLeakyReLU):
+            return conv_leaky_relu(x, conv, activation.bias)
+        x = conv(x)
+        return activation(x) if activation is not None else x
+
+
+def conv_leaky_relu(x: torch.Tensor, conv: EqualConv2d, bias: torch.Tensor) -> torch.Tensor:
+    """FusedLeakyReLU(conv(x)) with the sqrt(2) gain and the bias folded into the convolution
+    (sqrt(2) * lrelu(y + b) = lrelu(sqrt(2) * y + sqrt(2) * b)), then an in-place activation."""
+    weight = conv.weight * (conv.scale * ACTIVATION_GAIN)
+    out = F.conv2d(x, weight.to(x.dtype), bias=(bias * ACTIVATION_GAIN).to(x.dtype), stride=conv.stride, padding=conv.padding)
+    return F.leaky_relu_(out, LEAKY_SLOPE)

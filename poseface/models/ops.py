@@ -30,23 +30,34 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
     """Zero-insert up-sampling by `up`, padding by `pad` on both axes (negative crops), FIR filtering
     with `kernel` (true convolution, so the kernel is flipped), then keeping every `down`-th sample."""
     n, c, h, w = x.shape
+    pad0, pad1 = pad
+    transposed_padding = kernel.shape[0] - 1 - pad0
+    if up > 1 and down == 1 and pad0 == pad1 + up - 1 and transposed_padding >= 0 and kernel.shape[0] == kernel.shape[1]:
+        # Zero insertion + padding + convolution with k is a transposed convolution with k itself
+        # (stride `up`, padding K-1-pad0): the same sums without multiplying the inserted zeros.
+        weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
+        return F.conv_transpose2d(x, weight, stride=up, padding=transposed_padding, groups=c)
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(n, c, h * up, w * up)
-    pad0, pad1 = pad
     x = F.pad(x, (max(pad0, 0), max(pad1, 0), max(pad0, 0), max(pad1, 0)))
     x = x[:, :, max(-pad0, 0): x.shape[2] - max(-pad1, 0), max(-pad0, 0): x.shape[3] - max(-pad1, 0)]
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
     return F.conv2d(x, weight, stride=down, groups=c)
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None, scale: float = ACTIVATION_GAIN) -> torch.Tensor:
-    """sqrt(2) * leaky_relu(x + bias, 0.2), with the bias broadcast over the channel axis (dim 1)."""
-    if bias is not None:
-        shape = (1, bias.shape[0]) + (1,) * (x.ndim - 2)
-        x = x + bias.view(shape).to(x.dtype)
-    return F.leaky_relu(x, LEAKY_SLOPE) * scale
+    """sqrt(2) * leaky_relu(x + bias, 0.2), with the bias broadcast over the channel axis (dim 1).
+
+    Computed as leaky_relu(sqrt(2) * x + sqrt(2) * bias) (the leaky ReLU is positively homogeneous):
+    one fused multiply-add and one in-place activation instead of three passes over the tensor.
+    """
+    if bias is None:
+        return F.leaky_relu(x * scale, LEAKY_SLOPE)
+    shape = (1, bias.shape[0]) + (1,) * (x.ndim - 2)
+    y = torch.add(bias.view(shape).to(x.dtype) * scale, x, alpha=scale)
+    return F.leaky_relu_(y, LEAKY_SLOPE)
 
 
 class FusedLeakyReLU(nn.Module):

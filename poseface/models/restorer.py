@@ -25,10 +25,11 @@ class PoseFaceNet(nn.Module):
     def forward(self, x: torch.Tensor, return_rgbs: bool = False):
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.config.size, self.config.size):
             raise ValueError(f"expected input (N, 3, {self.config.size}, {self.config.size}), got {tuple(x.shape)}")
+        x = x.contiguous(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU; neutral on CUDA
         features, z = self.encoder(x)  # eq. 1
         maps, rgbs = self.decoder(features, return_rgbs)
-        image = self.prior(z, maps)  # eqs. 2-3
-        return (image, rgbs) if return_rgbs else image
+        image = self.prior(z, maps).contiguous()  # eqs. 2-3
+        return (image, [rgb.contiguous() for rgb in rgbs]) if return_rgbs else image
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """The paper's learning-rate groups (section 4.2): codec, StyleGAN2 prior, noise-branch scalars."""

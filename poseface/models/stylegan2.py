@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poseface.models.layers import EqualLinear, PixelNorm
-from poseface.models.ops import Blur, FusedLeakyReLU, Upsample
+from poseface.models.ops import ACTIVATION_GAIN, LEAKY_SLOPE, Blur, FusedLeakyReLU, Upsample
 
 
 class MappingNetwork(nn.Sequential):
@@ -31,8 +31,10 @@ class ModulatedConv2d(nn.Module):
     """Style-modulated convolution with optional demodulation and 2x up-sampling.
 
     w'_{oik} = s_i * w_{oik};  w''_{oik} = w'_{oik} / sqrt(sum_{i,k} w'^2_{oik} + 1e-8).
-    Computed without per-sample weights: conv(x * s, w) * d equals conv(x, w'') because s scales
-    input channels and d output channels, so a batch runs as one ordinary convolution.
+    Computed without per-sample weight tensors: conv(x * s, w) * d equals conv(x, w'') because s
+    scales input channels and d output channels, so a batch runs as one ordinary convolution (for a
+    single sample, s is folded into the weight instead of the activations). `forward(..., gain, bias)`
+    returns gain * out + bias with the demodulation folded into the same multiply-add.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
@@ -52,21 +54,29 @@ class ModulatedConv2d(nn.Module):
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
         style = self.modulation(w)  # (N, in)
         weight = self.weight[0] * self.scale  # (out, in, k, k)
-        x = x * style[:, :, None, None].to(x.dtype)
-        if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+        if x.shape[0] == 1:
+            conv_weight, conv_input = weight * style[0].view(1, -1, 1, 1), x
         else:
-            out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+            conv_weight, conv_input = weight, x * style[:, :, None, None].to(x.dtype)
+        if self.upsample:
+            out = F.conv_transpose2d(conv_input, conv_weight.transpose(0, 1).to(x.dtype), stride=2)
+            out = self.blur(out)  # the blur is linear per channel, so demodulating after it is the same
+        else:
+            out = F.conv2d(conv_input, conv_weight.to(x.dtype), padding=self.padding)
         if self.demodulate:
             weight_energy = weight.pow(2).sum(dim=(2, 3))  # (out, in)
-            demod = torch.rsqrt(style.pow(2) @ weight_energy.t() + 1e-8)  # (N, out)
-            out = out * demod[:, :, None, None].to(out.dtype)
-        if self.upsample:
-            out = self.blur(out)
-        return out
+            scale = torch.rsqrt(style.pow(2) @ weight_energy.t() + 1e-8) * gain  # (N, out)
+        elif gain != 1.0:
+            scale = torch.full((x.shape[0], self.out_channels), gain, device=x.device, dtype=style.dtype)
+        else:
+            scale = None
+        if scale is None:
+            return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
+        scale = scale[:, :, None, None].to(out.dtype)
+        return out * scale if bias is None else torch.addcmul(bias.view(1, -1, 1, 1).to(out.dtype), out, scale)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
@@ -86,7 +96,11 @@ class NoiseConcat(nn.Module):
 
 
 class StyledConv(nn.Module):
-    """ModulatedConv2d -> concat decoder feature -> leaky ReLU with bias over 2*out channels."""
+    """ModulatedConv2d -> concat decoder feature -> leaky ReLU with bias over 2*out channels.
+
+    sqrt(2) * lrelu(Concat[conv, n * f] + b) is evaluated as lrelu(Concat[sqrt(2) conv + sqrt(2) b_1,
+    sqrt(2) n f + sqrt(2) b_2]): each half is one multiply-add, then one in-place activation.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
                  upsample: bool = False, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
@@ -96,7 +110,12 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channels * 2)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, w), feature))
+        bias = self.activate.bias * ACTIVATION_GAIN
+        conv_bias, feature_bias = bias.chunk(2)
+        out = self.conv(x, w, gain=ACTIVATION_GAIN, bias=conv_bias)
+        noise = torch.addcmul(feature_bias.view(1, -1, 1, 1).to(feature.dtype), feature,
+                              (self.noise.weight * ACTIVATION_GAIN).to(feature.dtype))
+        return F.leaky_relu_(torch.cat([out, noise.to(out.dtype)], dim=1), LEAKY_SLOPE)
 
 
 class ToRGB(nn.Module):
@@ -110,7 +129,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, w) + self.bias.to(x.dtype)
+        out = self.conv(x, w, bias=self.bias.view(-1))
         if skip is not None:
             out = out + self.upsample(skip)
         return out
