@@ -94,6 +94,7 @@ class FaceDataset(Dataset):
                 points.setflags(write=False)
                 self.landmarks[self.source.names[index]] = {"points": points, "size": tuple(int(v) for v in entry["size"])}
         self.missing_landmarks = len(self.indices) - len(self.landmarks)
+        self._size_mismatch_warned: set[str] = set()
         if landmarks is not None and self.missing_landmarks:
             logger.warning(
                 "%d of %d faces in %s (%s split) have no landmarks; they train without the local eye/mouth loss",
@@ -129,6 +130,14 @@ class FaceDataset(Dataset):
         lq, params = degrade(gt, self.degradation, rng)
         params["hflip"] = flip
         entry = self.landmarks.get(name)
+        if entry is not None and tuple(entry["size"]) != (image.shape[1], image.shape[0]):
+            if name not in self._size_mismatch_warned:
+                self._size_mismatch_warned.add(name)
+                logger.warning(
+                    "%s: landmarks were computed on a %dx%d image but it is %dx%d now; no boxes for it (recompute the landmarks)",
+                    self.source.label(source_index), *entry["size"], image.shape[1], image.shape[0],
+                )
+            entry = None
         if entry is not None:
             boxes = component_boxes(entry["points"], entry["size"], self.size, hflip=flip)
         else:

@@ -178,6 +178,39 @@ def motion_kernel(size: int, length: float, angle_deg: float) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
+def gaussian_kernel_1d(size: int, sigma: float) -> np.ndarray:
+    """The 1-D factor of the isotropic kernel: gaussian_kernel(size, s, s, 0) == outer(g, g)."""
+    grid = np.arange(-(size // 2), size // 2 + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (grid / sigma) ** 2)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def trim_kernel(kernel: np.ndarray, tolerance: float = 1e-7) -> np.ndarray:
+    """Drop the outer rings of a centred kernel that hold less than `tolerance` of its mass (speed only)."""
+    size = kernel.shape[0]
+    radius = size // 2
+    total = float(kernel.sum(dtype=np.float64))
+    while radius > 0:
+        inner = kernel[size // 2 - radius + 1 : size // 2 + radius, size // 2 - radius + 1 : size // 2 + radius]
+        if total - float(inner.sum(dtype=np.float64)) > tolerance * total:
+            break
+        radius -= 1
+    trimmed = kernel[size // 2 - radius : size // 2 + radius + 1, size // 2 - radius : size // 2 + radius + 1]
+    return (trimmed / trimmed.sum(dtype=np.float64)).astype(np.float32)
+
+
+def blur(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """Convolve a float32 image with the kernel in `params` (reflected borders).
+
+    Same result as cv2.filter2D with the full kernel up to float rounding (< 1e-4 on 0-255), but faster:
+    the isotropic Gaussian is applied as two 1-D passes, other kernels lose their near-zero outer rings.
+    """
+    if params["kernel"] == "iso":
+        g = gaussian_kernel_1d(params["kernel_size"], params["sigma_x"])
+        return cv2.sepFilter2D(image, -1, g, g, borderType=cv2.BORDER_REFLECT_101)
+    return cv2.filter2D(image, -1, trim_kernel(kernel_from_params(params)), borderType=cv2.BORDER_REFLECT_101)
+
+
 def kernel_from_params(params: dict[str, Any]) -> np.ndarray:
     """Rebuild the blur kernel recorded in a params dict."""
     size = params["kernel_size"]
@@ -249,7 +282,7 @@ def apply_degradation(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     height, width = image.shape[:2]
     if [width, height] != list(params["image_size"]):
         raise PoseFaceError(f"degrade: parameters were drawn for {params['image_size']} but the image is {[width, height]}")
-    blurred = cv2.filter2D(image.astype(np.float32), -1, kernel_from_params(params), borderType=cv2.BORDER_REFLECT_101)
+    blurred = blur(image.astype(np.float32), params)
     down_w, down_h = params["down_size"]
     resized = cv2.resize(blurred, (down_w, down_h), interpolation=INTERPOLATIONS[params["down_interpolation"]])
     if params["noise_sigma"] > 0:

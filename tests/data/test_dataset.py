@@ -91,6 +91,19 @@ def test_landmark_methods_filter_the_cache(image_folder, tmp_path):
     assert strict.missing_landmarks == every.missing_landmarks + 1
 
 
+def test_landmarks_of_a_differently_sized_image_are_not_used(image_folder, landmarks_json, caplog):
+    from poseface.imageio import read_rgb, write_image
+    import cv2
+
+    face = read_rgb(image_folder / "face.png")
+    write_image(image_folder / "face.png", cv2.resize(face, (100, 100)))  # the folder changed after the landmark pass
+    dataset = FaceDataset(image_folder, 32, preset("paper"), landmarks=landmarks_json)
+    with caplog.at_level(logging.WARNING, logger="poseface.data"):
+        item = dataset[dataset.source.index_of("face.png")]
+    assert not bool(item["has_boxes"])
+    assert any("200x200" in r.getMessage() and "100x100" in r.getMessage() for r in caplog.records)
+
+
 def test_unreadable_images_are_replaced_by_the_next_readable_one(image_folder, caplog):
     dataset = FaceDataset(image_folder, 32, preset("paper"))
     with caplog.at_level(logging.WARNING, logger="poseface.data"):

@@ -262,3 +262,20 @@ def test_bad_configs_are_one_line_errors(tmp_path):
     custom.write_text("jpeg_range: [30, 40]\nnoise_rnage: [0, 1]\n")
     with pytest.raises(PoseFaceError, match="noise_rnage"):
         preset(str(custom))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_blur_equals_the_full_41x41_convolution(textured_image, seed):
+    from poseface.data.degradation import blur, kernel_from_params
+
+    params = sample_degradation(DegradationConfig(reference_size=None), np.random.default_rng(seed), 256, 256)
+    image = textured_image.astype(np.float32)
+    full = cv2.filter2D(image, -1, kernel_from_params(params), borderType=cv2.BORDER_REFLECT_101)
+    assert np.abs(blur(image, params) - full).max() < 0.01
+
+
+def test_isotropic_kernel_is_the_outer_product_of_its_1d_factor():
+    from poseface.data.degradation import gaussian_kernel_1d
+
+    g = gaussian_kernel_1d(41, 3.3)
+    np.testing.assert_allclose(np.outer(g, g), gaussian_kernel(41, 3.3, 3.3, 0.0), atol=1e-7)
