@@ -193,7 +193,15 @@ def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 
             return _write_pil(path, _la_image(array))
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
-    return write_image(path, array, quality=quality)
+    return _usual_permissions(write_image(path, array, quality=quality))
+
+
+def _usual_permissions(path: Path) -> Path:
+    """Temporary files are created 0600; give the finished file the permissions of a normal new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
 
 
 def _la_image(array: np.ndarray) -> Image.Image:
@@ -210,4 +218,4 @@ def _write_pil(path: Path, image: Image.Image) -> Path:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return path
+    return _usual_permissions(path)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from poseface.errors import PoseFaceError
 from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
-from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_images, read_image_full, write_image, write_image_full
+from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_images, read_image_full, write_image_full
 
 EXTENSIONS = ("auto", "png", "jpg", "webp", "tif")
 GLOB_CHARACTERS = set("*?[")
@@ -156,6 +156,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
     os.close(handle)
     try:
         shutil.copyfile(source, tmp_name)
+        shutil.copymode(source, tmp_name)
         os.replace(tmp_name, target)
     finally:
         if os.path.exists(tmp_name):
@@ -236,11 +237,11 @@ def _write_outputs(
     if options.save_faces:
         folder = options.output / "faces" / side.parent
         for k, face in enumerate(result.faces):
-            write_image(folder / f"{side.name}_{k}_crop.png", face.crop)
+            write_image_full(folder / f"{side.name}_{k}_crop.png", face.crop)
             if face.restored is not None:
-                write_image(folder / f"{side.name}_{k}_restored.png", face.restored)
+                write_image_full(folder / f"{side.name}_{k}_restored.png", face.restored)
     if options.compare and original is not None:
-        write_image(options.output / "compare" / (str(side) + ".png"), compare_image(original, result.image))
+        write_image_full(options.output / "compare" / (str(side) + ".png"), compare_image(original, result.image))
 
 
 __all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]

@@ -1,6 +1,7 @@
 """`poseface restore` end to end, in-process, with files the tests make."""
 
 import io
+import os
 import shutil
 
 import cv2
@@ -57,6 +58,9 @@ def test_folder_run_writes_outputs_and_reports_every_bad_file(photos, tmp_path, 
         assert (out / "faces" / name).is_file()
     comparison = np.asarray(Image.open(out / "compare" / "astronaut.png"))
     assert comparison.shape == (512, 1024, 3)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "astronaut.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     restored = np.asarray(Image.open(out / "astronaut.png"))
     assert np.abs(restored.astype(int) - np.asarray(Image.open(photos / "astronaut.png"))).mean() < 0.5
 
