@@ -202,7 +202,7 @@ def trim_kernel(kernel: np.ndarray, tolerance: float = 1e-7) -> np.ndarray:
 def blur(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     """Convolve a float32 image with the kernel in `params` (reflected borders).
 
-    Same result as cv2.filter2D with the full kernel up to float rounding (< 1e-4 on 0-255), but faster:
+    Same result as cv2.filter2D with the full kernel up to float rounding (max 1e-4 on 0-255 seen), but faster:
     the isotropic Gaussian is applied as two 1-D passes, other kernels lose their near-zero outer rings.
     """
     if params["kernel"] == "iso":

@@ -108,6 +108,8 @@ def make_test_set(
     if limit is not None and limit < 1:
         raise PoseFaceError(f"--limit {limit}: must be at least 1")
     cfg = preset if isinstance(preset, DegradationConfig) else load_preset(preset)
+    if sr and preset != "paper":
+        logger.warning("--sr %d makes bicubic x%d inputs only; the degradation preset %r is not used", sr, sr, str(preset))
     preset_name = "custom" if isinstance(preset, DegradationConfig) else str(preset)
     source = open_source(hq_source)
     count = len(source) if limit is None else min(limit, len(source))
