@@ -115,7 +115,12 @@ def niqe_gray(
 
     mu = np.nanmean(features, axis=0)
     complete = features[~np.isnan(features).any(axis=1)]
-    cov = np.cov(complete, rowvar=False)
+    if len(complete) < 2:
+        # one 96x96 block (images under 192 px): no covariance can be estimated; the reference code
+        # fails here, we use the pristine covariance alone
+        cov = np.zeros_like(model.cov)
+    else:
+        cov = np.cov(complete, rowvar=False)
     difference = model.mu - mu
     distance = difference @ np.linalg.pinv((model.cov + cov) / 2) @ difference
     return float(np.sqrt(distance))

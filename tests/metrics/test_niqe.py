@@ -33,6 +33,11 @@ def test_batch_and_crop_border(astronaut):
     assert niqe(astronaut, crop_border=16) != pytest.approx(niqe(astronaut))
 
 
+def test_single_block_images_still_get_a_value(astronaut):
+    value = niqe(astronaut[100:228, 150:278])  # 128 px: one 96x96 block, no covariance of its own
+    assert np.isfinite(value) and value > 0
+
+
 def test_too_small_image_is_refused():
     with pytest.raises(ValueError, match="96x96"):
         niqe_gray(np.zeros((64, 200)))
