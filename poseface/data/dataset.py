@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from poseface.data.degradation import DegradationConfig, degrade
+from poseface.data.degradation import DegradationConfig, degrade, preset
 from poseface.data.imageops import resize_to_square, to_tensor_range
 from poseface.data.landmarks import component_boxes, load_landmarks
 from poseface.data.sources import ImageSource, open_source
@@ -55,7 +55,7 @@ class FaceDataset(Dataset):
         self,
         source: str | os.PathLike | ImageSource,
         size: int,
-        degradation: DegradationConfig,
+        degradation: DegradationConfig | str,
         landmarks: str | os.PathLike | dict | None = None,
         seed: int = 0,
         split: str = "all",
@@ -69,7 +69,7 @@ class FaceDataset(Dataset):
             raise PoseFaceError(f"val_fraction {val_fraction}: must be in [0, 1)")
         self.source = open_source(source)
         self.size = int(size)
-        self.degradation = degradation
+        self.degradation = preset(degradation) if isinstance(degradation, str) else degradation
         self.seed = int(seed)
         self.epoch = 0
         self.augment_flip = augment_flip

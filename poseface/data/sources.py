@@ -5,7 +5,8 @@ path relative to the folder, or the tar member name) and `read(index) -> (H, W, 
 
 A tar file is indexed once (member name, data offset, size) and read by seeking into the file,
 never extracted. The file handle is opened lazily and re-opened after a fork, so a source can be
-handed to PyTorch data-loader workers (it also pickles without its handle).
+handed to PyTorch data-loader workers (it also pickles without its handle); reads are positional
+(`os.pread`), so threads can share a source too.
 
 Every regular file is a candidate whatever its name (the UTKFace tar holds two JPEGs without a
 ".jpg" suffix); hidden files (".DS_Store", "._x.jpg") are ignored. A file that cannot be decoded as
@@ -20,6 +21,7 @@ import io
 import logging
 import os
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +171,7 @@ class TarSource(ImageSource):
         state = dict(self.__dict__)
         state["_handle"] = None
         state["_handle_pid"] = -1
+        state.pop("_lock", None)
         return state
 
     def _file(self):
@@ -176,6 +179,7 @@ class TarSource(ImageSource):
         if self._handle is None or self._handle_pid != os.getpid():
             self._handle = open(self.root, "rb")
             self._handle_pid = os.getpid()
+            self._lock = threading.Lock()
         return self._handle
 
     def label(self, index: int) -> str:
@@ -184,8 +188,11 @@ class TarSource(ImageSource):
     def read_bytes(self, index: int) -> bytes:
         member = self._members[self.names[index]]
         handle = self._file()
-        handle.seek(member.offset)
-        return handle.read(member.size)
+        if hasattr(os, "pread"):  # positional read: no shared offset, safe across threads
+            return os.pread(handle.fileno(), member.size, member.offset)
+        with self._lock:
+            handle.seek(member.offset)
+            return handle.read(member.size)
 
     def read(self, index: int) -> np.ndarray:
         return decode_rgb(self.read_bytes(index), self.label(index), self.max_pixels)

@@ -44,6 +44,8 @@ def test_items_are_reproducible_from_seed_epoch_and_index(image_folder):
     assert not torch.equal(a[index]["lq"], first)
     b.set_epoch(1)
     assert torch.equal(a[index]["lq"], b[index]["lq"])
+    by_name = FaceDataset(image_folder, 64, "paper", seed=7)  # a preset name works too
+    assert torch.equal(by_name[index]["lq"], first)
     c = FaceDataset(image_folder, 64, preset("paper"), seed=8)
     assert not torch.equal(c[index]["lq"], first)
 

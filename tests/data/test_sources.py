@@ -68,6 +68,16 @@ def test_tar_source_pickles_and_reopens_its_file_in_each_process(image_tar):
     assert int(source.read(1).sum()) == expected  # the parent's handle is still positioned correctly
 
 
+def test_tar_source_is_safe_to_share_between_threads(image_tar):
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = open_source(image_tar)
+    expected = {i: source.read(i).sum() for i in (1, 2, 4)}
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: (i, source.read(i).sum()), [1, 2, 4] * 30))
+    assert all(value == expected[i] for i, value in got)
+
+
 def test_empty_or_imageless_sources_are_one_line_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
