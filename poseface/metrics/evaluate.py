@@ -3,7 +3,8 @@
 The HQ faces are degraded reproducibly with the data package's test-set maker; every model restores
 the LQ faces (aligned-face restoration: resize to the model size, one forward pass in batches, clamp,
 back to uint8); baselines need no model: `input` (the LQ face resized with nearest neighbour, i.e.
-the input as it is), `bicubic` (bicubic up-sampling, the paper's Table 2 baseline) and `gt` (the ground
+the input as it is), `bicubic` (bicubic up-sampling, the paper's Table 2 baseline; left out when the LQ
+faces already have the ground-truth size, as with the degradation presets) and `gt` (the ground
 truth itself, a sanity row and the NIQE of clean faces). All rows are measured with the same metrics
 into one table, and one comparison grid PNG shows rows = faces, columns = methods.
 
@@ -105,6 +106,11 @@ def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_si
     return target
 
 
+def _lq_has_gt_size(test_set: Path) -> bool:
+    first = list_images(test_set / "lq")[0]
+    return read_rgb(first).shape == read_rgb(test_set / "gt" / first.relative_to(test_set / "lq").with_suffix(".png")).shape
+
+
 def comparison_grid(folders: dict[str, Path], gt_dir: Path, results: dict[str, EvaluationResult], rows: int = 6,
                     cell_size: int = 192) -> np.ndarray:
     """Rows = the first `rows` faces, columns = methods then ground truth; PSNR / LPIPS under each cell."""
@@ -175,12 +181,15 @@ def evaluate_models(
     _prepare_work_dir(work, settings)
     test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress)
 
+    if any(m.label == "bicubic" and m.weights is None for m in methods) and _lq_has_gt_size(test_set):
+        # degraded inputs already have the ground-truth size: bicubic "up-sampling" would be the input again
+        methods = [m for m in methods if not (m.label == "bicubic" and m.weights is None)]
     results: dict[str, EvaluationResult] = {}
     folders: dict[str, Path] = {}
+    metric_set = build_metrics(metrics, options, has_gt=True)  # networks load once for all methods
     for method in methods:
         folder = _write_method_outputs(method, test_set, work / "restored" / method.label, batch_size, options.device, progress)
         folders[method.label] = folder
-        metric_set = build_metrics(metrics, options, has_gt=True)
         results[method.label] = evaluate_folder(folder, test_set / "gt", metric_set, label=method.label, progress=progress)
     grid = comparison_grid(folders, test_set / "gt", results, rows=grid_rows)
     return list(results.values()), test_set, grid

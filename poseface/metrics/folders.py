@@ -112,6 +112,8 @@ def evaluate_pairs(
 
     rows: dict[str, dict[str, float]] = {}
     skipped = {k: list(v) for k, v in pairing.skipped.items()}
+    for metric in metric_set.metrics:
+        metric.reset()
     for name, restored_path, gt_path in tqdm(pairing.pairs, desc=f"evaluate {label}", unit="img", disable=not progress, dynamic_ncols=True):
         try:
             restored = read_rgb(restored_path)

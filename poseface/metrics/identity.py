@@ -81,7 +81,7 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
     if denominator == 0:
         return float("nan")
-    return float(1.0 - np.dot(a, b) / denominator)
+    return float(max(0.0, 1.0 - np.dot(a, b) / denominator))  # clip the -1e-16 of identical vectors
 
 
 def _check(restored: np.ndarray, gt: np.ndarray) -> None:

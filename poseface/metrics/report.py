@@ -12,6 +12,8 @@ from pathlib import Path
 from poseface.metrics.folders import EvaluationResult, skipped_lines
 from poseface.metrics.suite import COLUMNS
 
+REFERENCE_ROWS = ("gt",)  # rows never marked best
+
 
 def _atomic_write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,14 +55,16 @@ def markdown_table(results: list[EvaluationResult]) -> str:
     if len(results) > 1:
         for column in columns:
             higher = COLUMNS.get(column, ("", False, 0))[1]
-            values = [r.summary[column] for r in results if math.isfinite(r.summary.get(column, float("nan")))]
+            # the ground truth's own row is a reference, not a competitor
+            values = [r.summary[column] for r in results
+                      if r.label not in REFERENCE_ROWS and math.isfinite(r.summary.get(column, float("nan")))]
             if values:
                 best[column] = max(values) if higher else min(values)
     for result in results:
         cells = []
         for column in columns:
             text = format_value(column, result.summary.get(column))
-            if column in best and result.summary.get(column) == best[column]:
+            if column in best and result.label not in REFERENCE_ROWS and result.summary.get(column) == best[column]:
                 text = f"**{text}**"
             cells.append(text)
         lines.append(f"| {result.label} | " + " | ".join(cells) + f" | {len(result.rows)} |")
@@ -72,9 +76,10 @@ def markdown_report(results: list[EvaluationResult], title: str = "Evaluation", 
     descriptions = list(dict.fromkeys(d for r in results for d in r.descriptions))
     if descriptions:
         parts += ["Metrics: " + "; ".join(descriptions) + ".", ""]
+    unavailable = dict(item for r in results for item in r.unavailable.items())
+    for name, reason in unavailable.items():
+        parts.append(f"- {name} not computed: {reason}")
     for result in results:
-        for name, reason in result.unavailable.items():
-            parts.append(f"- {result.label}: {name} not computed: {reason}")
         for line in skipped_lines(result.skipped):
             parts.append(f"- {result.label}: {line}")
     parts += [f"- {note}" for note in notes or []]

@@ -65,6 +65,9 @@ class Metric:
     def finish(self) -> dict[str, float]:
         return {}
 
+    def reset(self) -> None:
+        """Forget what was collected, to evaluate another folder with the same loaded networks."""
+
     def describe(self) -> str:
         return self.name
 
@@ -151,6 +154,9 @@ class FIDMetric(Metric):
             self.restored_features.append(inception_features(self.model, restored[None])[0])
         return {}
 
+    def reset(self):
+        self.restored_features, self.gt_features = [], []
+
     def finish(self):
         from poseface.metrics.fid import feature_statistics, frechet_distance, frechet_distance_of_features
 
@@ -190,6 +196,9 @@ class FaceMetric(Metric):
             values.update(self.arcface(restored, gt))
         return {k: v for k, v in values.items() if k in self.columns}
 
+    def reset(self):
+        self.missed = 0
+
     def describe(self):
         parts = []
         if self.want_ids:
@@ -198,6 +207,8 @@ class FaceMetric(Metric):
                 parts.append("ArcFace cosine distance / angle")
         if self.want_lmd:
             parts.append("LMD (dlib 68 points, px at image size; /IOD = over inter-ocular distance)")
+        if self.missed:
+            parts.append(f"the face detector missed {self.missed} ground-truth face(s): their whole crop was the face rectangle")
         return "; ".join(parts)
 
 

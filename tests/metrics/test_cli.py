@@ -142,18 +142,21 @@ def test_benchmark_command(tiny_weights, tmp_path, capsys):
     assert (tmp_path / "bench.md").read_text().startswith("# Benchmark")
 
 
-def test_model_mode_compares_models_and_baselines(tiny_weights, tmp_path, capsys, astronaut):
+@pytest.mark.parametrize("sr", [None, 2])
+def test_model_mode_compares_models_and_baselines(sr, tiny_weights, tmp_path, capsys, astronaut):
     hq = tmp_path / "hq"
     for index in range(3):
         write_image(hq / f"p{index}.png", cv2.resize(astronaut[40 + 10 * index:240, 120:320], (64, 64), interpolation=cv2.INTER_AREA))
     report = tmp_path / "cmp" / "table.md"
     argv = ["evaluate", "--weights", str(tiny_weights), "--labels", "tiny-random", "--hq", str(hq), "--degrade-seed", "3",
-            "--metrics", "psnr,ssim", "-o", str(report), "--quiet", "--grid-rows", "2"]
+            "--metrics", "psnr,ssim", "-o", str(report), "--quiet", "--grid-rows", "2"] + (["--sr", str(sr)] if sr else [])
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     lines = report.read_text().splitlines()
-    assert [line.split("|")[1].strip() for line in lines[4:8]] == ["input", "bicubic", "tiny-random", "gt"]
-    assert "| gt | inf | **1.0000** | 3 |" in report.read_text()
+    # bicubic up-sampling is a separate row only when the inputs are smaller than the ground truth
+    methods = ["input", "bicubic", "tiny-random", "gt"] if sr else ["input", "tiny-random", "gt"]
+    assert [line.split("|")[1].strip() for line in lines[4:4 + len(methods)]] == methods
+    assert "| gt | inf | 1.0000 | 3 |" in report.read_text()  # the reference row is never marked best
     grid = cv2.imread(str(tmp_path / "cmp" / "table_grid.png"))
     assert grid is not None and grid.shape[1] > grid.shape[0]  # 4 columns, 2 rows
     restored = sorted((tmp_path / "cmp" / "table_files" / "restored" / "tiny-random").glob("*.png"))
