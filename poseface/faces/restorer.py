@@ -248,14 +248,14 @@ class Restorer:
     def restore_stream(self, items: Iterable[tuple[Any, np.ndarray]], aligned: bool | None = None) -> Iterator[tuple[Any, Result]]:
         """Restore (key, image) pairs; faces of consecutive images share network batches.
 
-        Yields (key, Result) in input order. Images are held until `batch_size` faces are waiting,
-        so memory stays at about batch_size images.
+        Yields (key, Result) in input order. Images are held until `batch_size` faces (or images)
+        are waiting, so memory stays at about batch_size images.
         """
         aligned = self.aligned if aligned is None else aligned
         pending: list[tuple[Any, _Prepared]] = []
         for key, image in items:
             pending.append((key, self._prepare(image, aligned)))
-            if sum(len(p.faces) for _, p in pending) >= self.batch_size:
+            if sum(len(p.faces) for _, p in pending) >= self.batch_size or len(pending) >= self.batch_size:
                 yield from self._finish(pending)
                 pending = []
         yield from self._finish(pending)

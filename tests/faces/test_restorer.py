@@ -80,6 +80,19 @@ def test_faces_of_several_images_share_network_batches(astronaut):
     np.testing.assert_array_equal(results[2].image, images[2])  # no face: unchanged
 
 
+def test_images_without_faces_are_not_held_back(astronaut):
+    restorer = Restorer(model=IdentityModel(64), device="cpu", batch_size=2)
+    read = []
+
+    def images():
+        for k in range(5):
+            read.append(k)
+            yield k, np.full((40, 40, 3), k, np.uint8)
+
+    stream = restorer.restore_stream(images())
+    assert next(stream)[0] == 0 and len(read) == 2  # yielded after 2 images, not after all 5
+
+
 def test_restore_faces_batches_and_checks_its_input():
     model = IdentityModel(32)
     restorer = Restorer(model=model, device="cpu", batch_size=3)
