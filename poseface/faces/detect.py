@@ -66,7 +66,12 @@ def _run_hog(image: np.ndarray, options: DetectorOptions) -> list[tuple[tuple[in
     return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
 
 
+MMOD_MIN_SIDE = 48  # dlib's MMOD network raises on images smaller than its filter windows
+
+
 def _run_cnn(image: np.ndarray, options: DetectorOptions) -> list[tuple[tuple[int, int, int, int], float]]:
+    if min(image.shape[:2]) * 2**options.upsample < MMOD_MIN_SIDE:
+        return []
     found = dlib_models.cnn_detector()(image, options.upsample)
     return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in found]
 

@@ -190,3 +190,11 @@ def test_device_and_model_errors(monkeypatch):
     assert str(error.value) == NO_BUNDLED_MODEL
     with pytest.raises(PoseFaceError, match="no such weights file"):
         restorer_module.load_restoration_model("/nonexistent/model.pth", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3), (1, 300, 3), (7, 7, 4), (3, 3, 2)])
+def test_tiny_images_pass_through_without_a_face(shape):
+    image = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    result = Restorer(model=IdentityModel(64), device="cpu").restore_image(image)  # detector "auto" reaches MMOD
+    assert result.faces == []
+    np.testing.assert_array_equal(result.image, image)
