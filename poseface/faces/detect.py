@@ -115,7 +115,11 @@ def detect_faces(image: np.ndarray, options: DetectorOptions | None = None) -> l
     found: list[tuple[tuple[float, ...], float, str]] = []
     for run in runs:
         name = "hog" if run is _run_hog else "cnn"
-        for box, score in run(small, options):
+        try:
+            detections = run(small, options)
+        except RuntimeError as exc:  # dlib's own errors: report them as one line
+            raise PoseFaceError(f"dlib {name} face detection failed ({str(exc).strip().splitlines()[-1]})") from None
+        for box, score in detections:
             if score < options.min_score:
                 continue
             full_box = tuple(v / factor for v in box)

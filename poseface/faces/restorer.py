@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -245,16 +245,28 @@ class Restorer:
         """Restore every face of one image (or one aligned crop) and return the whole image."""
         return next(self.restore_stream([(None, image)], aligned=aligned))[1]
 
-    def restore_stream(self, items: Iterable[tuple[Any, np.ndarray]], aligned: bool | None = None) -> Iterator[tuple[Any, Result]]:
+    def restore_stream(
+        self,
+        items: Iterable[tuple[Any, np.ndarray]],
+        aligned: bool | None = None,
+        on_error: Callable[[Any, PoseFaceError], None] | None = None,
+    ) -> Iterator[tuple[Any, Result]]:
         """Restore (key, image) pairs; faces of consecutive images share network batches.
 
         Yields (key, Result) in input order. Images are held until `batch_size` faces (or images)
-        are waiting, so memory stays at about batch_size images.
+        are waiting, so memory stays at about batch_size images. With `on_error`, an image whose
+        detection or alignment fails with a PoseFaceError is reported there and skipped.
         """
         aligned = self.aligned if aligned is None else aligned
         pending: list[tuple[Any, _Prepared]] = []
         for key, image in items:
-            pending.append((key, self._prepare(image, aligned)))
+            try:
+                pending.append((key, self._prepare(image, aligned)))
+            except PoseFaceError as exc:
+                if on_error is None:
+                    raise
+                on_error(key, exc)
+                continue
             if sum(len(p.faces) for _, p in pending) >= self.batch_size or len(pending) >= self.batch_size:
                 yield from self._finish(pending)
                 pending = []

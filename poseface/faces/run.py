@@ -205,7 +205,11 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
                 originals[path] = image
             yield path, image
 
-    for path, result in restorer.restore_stream(remember(readable())):
+    def failed(path: Path, exc: PoseFaceError) -> None:
+        originals.pop(path, None)
+        skip(path, f"{path}: {exc}")
+
+    for path, result in restorer.restore_stream(remember(readable()), on_error=failed):
         target, side = targets[path]
         try:
             _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None))

@@ -164,3 +164,22 @@ def test_a_real_poseface_checkpoint_runs_end_to_end(tmp_path, astronaut, capsys)
     changed = (result != astronaut).any(axis=2)
     ys, xs = np.nonzero(changed)
     assert changed.any() and 150 < xs.mean() < 300 and 50 < ys.mean() < 200  # only around the face
+
+
+def test_a_detection_failure_skips_that_file_only(photos, tmp_path, identity_weights, capsys, monkeypatch):
+    from poseface.errors import PoseFaceError
+    from poseface.faces import detect
+
+    real = detect.detect_faces
+
+    def flaky(image, options=None):
+        if image.shape[:2] == (80, 120):  # wall.jpg
+            raise PoseFaceError("dlib hog face detection failed (test)")
+        return real(image, options)
+
+    monkeypatch.setattr(restorer_module, "detect_faces", flaky)
+    out = tmp_path / "out"
+    assert main(["restore", str(photos / "wall.jpg"), str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights]) == 1
+    captured = capsys.readouterr()
+    assert "wall.jpg: dlib hog face detection failed (test)" in captured.err
+    assert (out / "astronaut.png").is_file() and not (out / "wall.jpg").exists()
