@@ -52,7 +52,7 @@ def markdown_table(results: list[EvaluationResult]) -> str:
     lines = ["| Method | " + " | ".join(header(c) for c in columns) + " | Images |",
              "|---|" + "---|" * len(columns) + "---|"]
     best: dict[str, float] = {}
-    if len(results) > 1:
+    if sum(r.label not in REFERENCE_ROWS for r in results) > 1:
         for column in columns:
             higher = COLUMNS.get(column, ("", False, 0))[1]
             # the ground truth's own row is a reference, not a competitor

@@ -180,11 +180,15 @@ class FaceMetric(Metric):
         self.want_ids, self.want_lmd = want_ids, want_lmd
         self.columns = (("ids", "ids_cos") if want_ids else ()) + (("lmd", "lmd_norm") if want_lmd else ())
         self.arcface = None
+        self.arcface_error = ""  # why the optional ArcFace columns are missing
         if want_ids and options.arcface_weights:
             from poseface.metrics.identity import ArcFaceDistance
 
-            self.arcface = ArcFaceDistance(options.arcface_weights, options.arcface_kind, options.device)
-            self.columns += ("ids_arcface", "ids_arcface_deg")
+            try:
+                self.arcface = ArcFaceDistance(options.arcface_weights, options.arcface_kind, options.device)
+                self.columns += ("ids_arcface", "ids_arcface_deg")
+            except PoseFaceError as exc:  # a bad ArcFace file must not cost the dlib IDS and LMD
+                self.arcface_error = str(exc)
         self.missed = 0
 
     def measure(self, restored, gt):
@@ -251,7 +255,10 @@ def build_metrics(names: list[str], options: MetricOptions, has_gt: bool) -> Met
         try:
             if not has_gt:
                 raise PoseFaceError("needs ground truth (--gt DIR)")
-            result.metrics.append(FaceMetric(options, want_ids, want_lmd))
+            face_metric = FaceMetric(options, want_ids, want_lmd)
+            result.metrics.append(face_metric)
+            if face_metric.arcface_error:
+                result.unavailable["ids_arcface"] = face_metric.arcface_error
         except PoseFaceError as exc:
             for name in ("ids", "lmd"):
                 if name in names:

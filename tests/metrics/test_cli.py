@@ -176,3 +176,13 @@ def test_model_mode_refuses_a_foreign_work_dir(tmp_path, capsys, astronaut):
                        "--metrics", "psnr", "-o", str(tmp_path / "r.md"), "--quiet")
     assert code == 2 and "not made by `poseface evaluate`" in err
     assert (work / "precious.png").is_file()
+
+
+def test_bad_arcface_file_keeps_dlib_ids_and_lmd(folders, tmp_path, capsys):
+    restored, gt = folders
+    report = tmp_path / "arc.md"
+    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd",
+                       "--arcface-weights", str(tmp_path / "missing_arcface.pth"), "-o", str(report), "--quiet")
+    assert code == 0
+    assert "ids_arcface not computed" in err and "missing_arcface.pth" in err
+    assert "| IDS ↓ | IDS cos ↓ | LMD px ↓" in report.read_text()

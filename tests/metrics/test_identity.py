@@ -40,3 +40,17 @@ def test_no_detected_face_falls_back_to_the_whole_crop():
 def test_size_mismatch_is_refused(astronaut):
     with pytest.raises(ValueError, match="differ in size"):
         face_distances(astronaut[:256], astronaut)
+
+
+def test_arcface_distance_plumbing_with_random_weights(astronaut):
+    import torch
+
+    from poseface.metrics.identity import ArcFaceDistance
+
+    torch.manual_seed(0)
+    arcface = ArcFaceDistance(None, kind="resnet18", pretrained=False)
+    face = astronaut[60:220, 140:300]
+    same = arcface(face, face)
+    assert same["ids_arcface"] == pytest.approx(0.0, abs=1e-6) and same["ids_arcface_deg"] < 0.1
+    other = arcface(np.ascontiguousarray(face[:, ::-1]), face)
+    assert other["ids_arcface"] > 0 and 0 < other["ids_arcface_deg"] <= 180
