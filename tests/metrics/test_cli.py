@@ -186,3 +186,31 @@ def test_bad_arcface_file_keeps_dlib_ids_and_lmd(folders, tmp_path, capsys):
     assert code == 0
     assert "ids_arcface not computed" in err and "missing_arcface.pth" in err
     assert "| IDS ↓ | IDS cos ↓ | LMD px ↓" in report.read_text()
+
+
+def test_fid_stats_command_offline_is_one_line(folders, tmp_path, capsys, offline_cache):
+    _, gt = folders
+    code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
+    assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_folder_statistics_with_a_stand_in_network(folders):
+    from poseface.metrics.fid import folder_statistics
+
+    _, gt = folders  # 3 faces of 128 px and one of 160 px: mixed sizes
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    mu, sigma, count = folder_statistics(gt, net, batch_size=2, progress=False)
+    assert count == 4 and mu.shape == (8,) and sigma.shape == (8, 8)
+
+
+def test_model_mode_on_utkface(utkface_tar, tmp_path, capsys):
+    report = tmp_path / "utk.md"
+    code, out, err = run(capsys, "evaluate", "--hq", str(utkface_tar), "--degrade-seed", "0", "--limit", "3", "--sr", "4",
+                         "--metrics", "psnr,ssim,niqe", "-o", str(report), "--quiet")
+    assert code == 0, err
+    rows = {line.split("|")[1].strip(): line for line in report.read_text().splitlines() if line.startswith("| ")}
+    assert {"input", "bicubic", "gt"} <= set(rows)
+    psnr_of = {label: float(rows[label].split("|")[2].strip(" *")) for label in ("input", "bicubic")}
+    assert psnr_of["bicubic"] > psnr_of["input"]  # bicubic beats nearest-neighbour enlargement
