@@ -73,9 +73,25 @@ def upscale_matrix(matrix: np.ndarray, scale_x: float, scale_y: float | None = N
     return np.asarray(matrix) @ to_input
 
 
-def paste_region(matrix: np.ndarray, size: int, height: int, width: int) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1) in the output of the warped `size` crop, clipped; None if outside."""
-    corners = transform_points(invert_affine(matrix), [[-1, -1], [size, -1], [-1, size], [size, size]])
+def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) crop pixels holding the mask's non-zero part (x1, y1 exclusive)."""
+    ys, xs = np.nonzero(mask > 0)
+    if len(xs) == 0:
+        return 0, 0, 0, 0
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def paste_region(
+    matrix: np.ndarray, size: int, height: int, width: int, bounds: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) in the output of the warped crop (or of `bounds` inside it),
+    clipped to the image; None if outside."""
+    cx0, cy0, cx1, cy1 = bounds if bounds is not None else (0, 0, size, size)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return None
+    corners = transform_points(
+        invert_affine(matrix), [[cx0 - 1, cy0 - 1], [cx1, cy0 - 1], [cx0 - 1, cy1], [cx1, cy1]]
+    )
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -91,10 +107,11 @@ def paste_faces(background: np.ndarray, faces: list[PasteFace], mask: np.ndarray
     """
     height, width = background.shape[:2]
     size = mask.shape[0]
+    bounds = mask_bounds(mask)  # only where the mask is non-zero (about 40 % of the crop's area)
     order = sorted(range(len(faces)), key=lambda i: abs(np.linalg.det(faces[i].matrix[:, :2])), reverse=True)
     for index in order:  # largest scale = smallest face first, so bigger faces end on top
         face = faces[index]
-        region = paste_region(face.matrix, size, height, width)
+        region = paste_region(face.matrix, size, height, width, bounds)
         if region is None:
             continue
         x0, y0, x1, y1 = region

@@ -1,7 +1,7 @@
 import numpy as np
 
 from poseface.faces.align import transform_points, umeyama
-from poseface.faces.paste import PasteFace, face_mask, paste_faces, paste_region, upscale_matrix
+from poseface.faces.paste import PasteFace, face_mask, mask_bounds, paste_faces, paste_region, upscale_matrix
 from poseface.models.config import ModelConfig
 
 
@@ -63,3 +63,16 @@ def test_overlapping_faces_the_larger_one_ends_on_top():
     out = paste_faces(background.copy(), [PasteFace(red, large), PasteFace(blue, small)], mask, 255.0)
     overlap_point = np.rint(template(size)[2] + [60, 60]).astype(int)  # nose of the small face
     assert out[overlap_point[1], overlap_point[0], 0] > 250 and out[overlap_point[1], overlap_point[0], 2] < 5
+
+
+def test_paste_region_of_the_mask_bounds_is_inside_the_crop_region():
+    size = 128
+    mask = face_mask(size, template(size))
+    bounds = mask_bounds(mask)
+    assert 0 < bounds[0] < bounds[2] < size and 0 < bounds[1] < bounds[3] < size
+    assert mask[:, : bounds[0]].max() == 0 and mask[: bounds[1]].max() == 0 and mask[:, bounds[2]:].max() == 0
+    matrix = umeyama(template(size) * 2 + [100, 100], template(size))  # face at 2x inside a 600 px image
+    full = paste_region(matrix, size, 600, 600)
+    part = paste_region(matrix, size, 600, 600, bounds)
+    assert full[0] <= part[0] < part[2] <= full[2] and full[1] <= part[1] < part[3] <= full[3]
+    assert (part[2] - part[0]) * (part[3] - part[1]) < 0.7 * (full[2] - full[0]) * (full[3] - full[1])
