@@ -119,20 +119,24 @@ def align_face(image: np.ndarray, points5: np.ndarray, template: np.ndarray, siz
     """
     matrix = umeyama(points5, template)
     scale = similarity_scale(matrix)
-    source, source_matrix = image, matrix
-    if scale < 0.5:  # big face: shrink the face's neighbourhood with INTER_AREA first
-        corners = transform_points(invert_affine(matrix), [[0, 0], [size, 0], [0, size], [size, size]])
-        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 2, 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, [image.shape[1], image.shape[0]])
-        if x1 > x0 and y1 > y0:
-            shrink = scale / 0.8  # leave a mild 0.8x reduction to the bicubic warp
-            region = image[y0:y1, x0:x1]
-            new_w, new_h = max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink))
-            source = cv2.resize(np.asarray(region, dtype=np.float32), (new_w, new_h), interpolation=cv2.INTER_AREA)
-            sx, sy = new_w / (x1 - x0), new_h / (y1 - y0)
-            # region pixel x -> small pixel (x + 0.5) * sx - 0.5, after shifting by the region origin
-            to_small = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5]])
-            source_matrix = matrix @ np.vstack([invert_affine(to_small), [0, 0, 1]])
+    # Work on the part of the image the crop covers (+3 px for the bicubic taps, more if shrunk
+    # first), not on the whole photo.
+    margin = 3 if scale >= 0.5 else int(np.ceil(3 * 0.8 / scale))
+    corners = transform_points(invert_affine(matrix), [[0, 0], [size, 0], [0, size], [size, size]])
+    x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + margin + 1, [image.shape[1], image.shape[0]])
+    if x1 <= x0 or y1 <= y0:  # the crop misses the image entirely: use it all
+        x0, y0, x1, y1 = 0, 0, image.shape[1], image.shape[0]
+    source = np.asarray(image[y0:y1, x0:x1], dtype=np.float32)
+    to_region = np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])  # region pixel -> image pixel
+    source_matrix = matrix @ to_region
+    if scale < 0.5:  # big face: shrink the region with INTER_AREA first, leave a mild 0.8x to the warp
+        shrink = scale / 0.8
+        new_w, new_h = max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink))
+        sx, sy = new_w / (x1 - x0), new_h / (y1 - y0)
+        source = cv2.resize(source, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        small_to_region = np.array([[1 / sx, 0, (0.5 / sx) - 0.5], [0, 1 / sy, (0.5 / sy) - 0.5], [0, 0, 1]])
+        source_matrix = source_matrix @ small_to_region
     crop = warp_affine(source, source_matrix, size, size, border="reflection")
     if crop.shape[2] == 1:
         crop = np.repeat(crop, 3, axis=2)
