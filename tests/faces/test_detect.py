@@ -39,6 +39,10 @@ def test_astronaut_face_is_found_and_aligns_with_a_horizontal_eye_line(astronaut
     # Least squares over 5 points: the smile puts the mouth corners 15 px off the FFHQ template,
     # which leaves the eyes 7-8 px (1.5 % of 512) from theirs.
     assert np.abs(crop_points[:2] - template[:2]).max() < 0.02 * 512
+    # at a 128-px model (the small preset) that is within 2 px
+    template_128 = np.asarray(ModelConfig(size=128).template())
+    crop_points_128 = transform_points(align_face(astronaut, face.points5, template_128, 128).matrix, face.points5)
+    assert np.abs(crop_points_128[:2] - template_128[:2]).max() < 2.0
 
 
 def test_jpeg_false_positive_is_dropped_by_mmod_confirmation(astronaut):
