@@ -27,7 +27,7 @@ import torch
 from poseface.errors import PoseFaceError
 from poseface.faces.align import align_face
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
-from poseface.faces.paste import PasteFace, face_mask, paste_faces, upscale_matrix
+from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
 
 log = logging.getLogger("poseface.faces")
 
@@ -176,6 +176,7 @@ class Restorer:
         detector: DetectorOptions | str = "auto",
         only_center_face: bool = False,
         aligned: bool = False,
+        antialias: bool = False,
     ):
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
@@ -197,6 +198,7 @@ class Restorer:
         self.detector = detector if isinstance(detector, DetectorOptions) else DetectorOptions(method=detector)
         self.only_center_face = only_center_face
         self.aligned = aligned
+        self.antialias = antialias  # prefilter faces shrunk into the output (see paste.antialiased)
         if model is None:
             model = load_restoration_model(weights, self.device)
         config = getattr(model, "config", None)
@@ -338,10 +340,10 @@ class Restorer:
             color = np.clip(np.rint(color), 0, prepared.max_value).astype(prepared.color.dtype)
         else:
             color = _resize(prepared.color, out_w, out_h)
-            paste = [
-                PasteFace(self._face_to_paste(face, crop, prepared.max_value),
-                          upscale_matrix(face.matrix, out_w / width, out_h / height))
-                for face, crop in zip(prepared.faces, prepared.crops_full)
-            ]
+            paste = []
+            for face, crop in zip(prepared.faces, prepared.crops_full):
+                matrix = upscale_matrix(face.matrix, out_w / width, out_h / height)
+                pixels = self._face_to_paste(face, crop, prepared.max_value)
+                paste.append(PasteFace(antialiased(pixels, matrix) if self.antialias else pixels, matrix))
             paste_faces(color, paste, self.mask, prepared.max_value)
         return merge_layout(color, alpha, prepared.grey, prepared.squeeze)

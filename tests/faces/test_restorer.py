@@ -198,3 +198,26 @@ def test_tiny_images_pass_through_without_a_face(shape):
     result = Restorer(model=IdentityModel(64), device="cpu").restore_image(image)  # detector "auto" reaches MMOD
     assert result.faces == []
     np.testing.assert_array_equal(result.image, image)
+
+
+class Stripes(IdentityModel):
+    """restored = input + vertical stripes of period 2 crop pixels: detail finer than the output's pixels."""
+
+    def forward(self, x):
+        y = x.clone()
+        y[..., 0::2] += 0.3
+        y[..., 1::2] -= 0.3
+        return y
+
+
+def test_antialias_removes_aliasing_of_detail_finer_than_the_output(astronaut):
+    changes = {}
+    for antialias in (False, True):
+        restorer = Restorer(model=Stripes(512), device="cpu", antialias=antialias)
+        result = restorer.restore_image(astronaut)
+        inside = face_support(restorer, result.faces[0], 512, 512)
+        changes[antialias] = np.abs(result.image.astype(float) - astronaut)[inside].mean()
+        assert (result.image != astronaut).any(axis=2)[~inside].sum() == 0
+    # The stripes average out at the output's resolution; point sampling turns them into a
+    # visible pattern (measured 15.8 grey levels on average), the prefilter does not (1.9).
+    assert changes[False] > 10 and changes[True] < 3
