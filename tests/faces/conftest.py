@@ -40,5 +40,5 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
-# skimage.data.astronaut(): dlib HOG box and 5 points (eye centres, nose tip, mouth corners)
+# skimage.data.astronaut(): the dlib HOG box of its face (x0, y0, x1, y1)
 ASTRONAUT_BOX = (179, 83, 266, 170)
