@@ -1,0 +1,5 @@
+import sys
+
+from poseface.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""The experiment config: `model`, `data`, `losses` and `train` sections of one YAML file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from poseface.data.degradation import DegradationConfig
+from poseface.losses.config import LossConfig
+from poseface.models.config import ModelConfig
+
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class DataConfig:
+    source: str = ""  # folder of HQ faces or a .tar of them (e.g. ../shared/data/utkface-faces.tar)
+    landmarks: str | None = None  # JSON from `poseface landmarks` (eye/mouth boxes); None: no local losses
+    landmark_methods: tuple[str, ...] | None = None  # keep only landmarks found this way (None: all)
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)  # eq. 17, paper defaults
+    val_fraction: float = 0.02  # deterministic hold-out by file-name hash
+    val_images: int = 16  # the fixed validation batch (images and PSNR/SSIM)
+    num_workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/experiment"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 4  # per process (paper: 4)
+    iterations: int = 700_000  # paper
+    # Adam learning rates per part (paper section 4.2)
+    lr_codec: float = 2e-3
+    lr_prior: float = 2e-4
+    lr_noise: float = 2e-3
+    lr_local_d: float = 2e-3
+    lr_global_d: float = 2e-5
+    betas: tuple[float, float] = (0.0, 0.99)  # StyleGAN2/GPEN/GFPGAN practice (the paper names Adam only)
+    lr_milestones: tuple[int, ...] = (400_000, 600_000)  # piece-wise decay (paper: "piece-wise"; steps ours)
+    lr_gamma: float = 0.5
+    freeze_d_layers: int = 5  # FreezeD: first five conv layers of the global D (paper 4.2)
+    local_d_channels: int = 64
+    ema: bool = True
+    ema_decay: float = 0.5 ** (32 / 10_000)  # GPEN/GFPGAN half-life of 10k images at batch 32
+    amp: str = "none"  # none | bf16 | fp16 autocast
+    grad_clip: float = 0.0  # 0 = off
+    max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
+    log_every: int = 10
+    image_every: int = 500
+    val_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    init_gpen: str | None = None  # GPEN generator .pth -> encoder + prior
+    init_gpen_d: str | None = None  # GPEN discriminator .pth -> global D
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.batch_size < 1 or self.iterations < 1:
+            raise ValueError("batch_size and iterations must be >= 1")
+        if not 0 <= self.ema_decay < 1 or math.isnan(self.ema_decay):
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

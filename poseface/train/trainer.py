@@ -1,0 +1,400 @@
+"""The training loop of the paper (sections 3.3-3.4 and 4.2).
+
+Per step: (1) the generator (codec + prior) minimises lambda_g L_adv-g + lambda_l L_adv-l + L_C + L_FP
+(eqs. 11-16) against frozen discriminators; (2) the EMA copy is updated; (3) the global discriminator
+(FreezeD: first layers frozen) and the three component discriminators take their logistic step
+(+ lazy R1). Learning rates per part: codec, prior, noise-branch scalars, local D, global D.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from poseface.config import to_dict
+from poseface.data.dataset import FaceDataset, worker_init
+from poseface.errors import PoseFaceError
+from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
+from poseface.models.checkpoint import save_model
+from poseface.models.discriminator import build_discriminators, freeze_d
+from poseface.models.gpen import load_gpen_discriminator, load_gpen_generator
+from poseface.models.restorer import PoseFaceNet
+from poseface.train import checkpoint as ckpt
+from poseface.train.config import ExperimentConfig
+from poseface.train.distributed import Process, all_reduce_flag, average_gradients, barrier, broadcast_module
+from poseface.train.ema import EMA
+from poseface.train.sampler import EpochIndexed, StepBatches
+from poseface.train.visual import plot_curves, to_uint8, write_grid
+
+logger = logging.getLogger("poseface.train")
+
+
+def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]) -> torch.optim.Adam | None:
+    param_groups = [{"params": params, "lr": lr, "name": name} for name, params, lr in groups if params]
+    return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
+
+
+def init_from_gpen(model: PoseFaceNet, path: str) -> None:
+    """Copy GPEN's encoder convs, latent layer and StyleGAN2 into `model` (shapes must agree)."""
+    gpen, _ = load_gpen_generator(path)
+    g, m = gpen.config, model.config
+    if (g.size, g.style_dim, g.n_mlp, g.channel_multiplier, g.narrow) != (m.size, m.style_dim, m.n_mlp, m.channel_multiplier, m.narrow):
+        raise PoseFaceError(
+            f"{path}: GPEN model is {g.size} px / style {g.style_dim} / cm {g.channel_multiplier:g} / narrow {g.narrow:g}, "
+            f"the config asks for {m.size} / {m.style_dim} / {m.channel_multiplier:g} / {m.narrow:g}; use the matching preset (paper-512 for GPEN-BFR-512)"
+        )
+    source = gpen.state_dict()
+    target = model.state_dict()
+    copied = {k: v for k, v in source.items() if k.startswith(("prior.", "encoder.convs.", "encoder.to_latent."))}
+    target.update(copied)
+    model.load_state_dict(target)
+    logger.info("initialised encoder and prior from %s (%d tensors)", path, len(copied))
+
+
+def mean_metric(function, restored: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.mean(function(restored, gt)))
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, process: Process | None = None, resume: bool = False,
+                 loss_networks: dict[str, nn.Module] | None = None, dataset: Any = None, val_dataset: Any = None):
+        self.cfg = cfg
+        self.process = process or Process()
+        self.device = self.process.device
+        t = cfg.train
+        self.out_dir = Path(t.out_dir)
+        torch.manual_seed(t.seed)
+
+        self.model = PoseFaceNet(cfg.model).to(self.device)
+        if t.init_gpen:
+            init_from_gpen(self.model, t.init_gpen)
+        self.d_global, self.d_locals = build_discriminators(cfg.model, t.local_d_channels)
+        if t.init_gpen_d:
+            gpen_d, _ = load_gpen_discriminator(t.init_gpen_d, cfg.model.stddev_group)
+            try:
+                self.d_global.load_state_dict(gpen_d.state_dict())
+            except RuntimeError:
+                raise PoseFaceError(f"{t.init_gpen_d}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
+                                    f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
+        self.d_global.to(self.device)
+        self.d_locals.to(self.device)
+        self.frozen_d = freeze_d(self.d_global, t.freeze_d_layers)
+
+        networks = loss_networks or {}
+        self.g_loss = GeneratorLoss(cfg.losses, vgg=networks.get("vgg"), identity=networks.get("identity")).to(self.device)
+        self.d_loss = DiscriminatorLoss(cfg.losses)
+        self.use_global_d = cfg.losses.global_adv > 0
+        self.use_local_d = cfg.losses.local_adv > 0
+
+        groups = self.model.parameter_groups()
+        self.opt_g = build_optimizer([("codec", groups["codec"], t.lr_codec), ("prior", groups["prior"], t.lr_prior),
+                                      ("noise", groups["noise"], t.lr_noise)], t.betas)
+        self.d_global_params = [p for p in self.d_global.parameters() if p.requires_grad]
+        self.d_local_params = list(self.d_locals.parameters())
+        self.opt_d = build_optimizer([("global_d", self.d_global_params if self.use_global_d else [], t.lr_global_d)], t.betas)
+        self.opt_local = build_optimizer([("local_d", self.d_local_params if self.use_local_d else [], t.lr_local_d)], t.betas)
+        self.optimizers = {name: opt for name, opt in (("g", self.opt_g), ("d", self.opt_d), ("local", self.opt_local)) if opt}
+        self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(t.lr_milestones), t.lr_gamma)
+                           for name, opt in self.optimizers.items()}
+        amp_fp16 = t.amp == "fp16"
+        # one loss scaler for the generator, one shared by the discriminators (fp16 only)
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=amp_fp16) for name in ("g", "d")}
+        for module in (self.model, self.d_global, self.d_locals):
+            broadcast_module(module, self.process.world_size)
+        self.ema = EMA(self.model, t.ema_decay) if t.ema else None
+
+        self.step = 0
+        self.bad_steps = 0
+        self.skipped_steps = 0
+        self.train_set = dataset if dataset is not None else self._dataset("train")
+        self.val_set = val_dataset if val_dataset is not None else self._dataset("val")
+        if len(self.val_set) == 0:
+            logger.warning("validation split is empty; validating on the first training images")
+            self.val_set = self.train_set
+        if resume:
+            self._resume()
+        elif ckpt.latest_checkpoint(self.out_dir) is not None:
+            raise PoseFaceError(f"{self.out_dir}: already holds checkpoints; pass --resume to continue that run or choose another train.out_dir")
+        self.val_batch = self._val_batch()
+
+    # ------------------------------------------------------------------ data
+    def _dataset(self, split: str) -> FaceDataset:
+        d = self.cfg.data
+        if not d.source:
+            raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
+        return FaceDataset(d.source, self.cfg.model.size, d.degradation, landmarks=d.landmarks, seed=self.cfg.train.seed,
+                           split=split, val_fraction=d.val_fraction, landmark_methods=d.landmark_methods)
+
+    def _val_batch(self) -> dict[str, torch.Tensor]:
+        count = min(self.cfg.data.val_images, len(self.val_set))
+        self.val_set.set_epoch(0)
+        items = [self.val_set[i] for i in range(count)]
+        return {key: torch.stack([item[key] for item in items]) for key in ("lq", "gt")}
+
+    def loader(self) -> DataLoader:
+        sampler = StepBatches(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step,
+                              self.process.rank, self.process.world_size)
+        workers = self.cfg.data.num_workers
+        return DataLoader(EpochIndexed(self.train_set), batch_sampler=sampler, num_workers=workers,
+                          worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0,
+                          pin_memory=self.device.type == "cuda",
+                          # forked workers can inherit a locked OpenMP pool from the main process and hang
+                          multiprocessing_context="spawn" if workers else None)
+
+    # ------------------------------------------------------------------ one step
+    def autocast(self):
+        amp = self.cfg.train.amp
+        if amp == "none":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    def _set_d_trainable(self, trainable: bool) -> None:
+        for parameter in self.d_global_params + self.d_local_params:
+            parameter.requires_grad_(trainable)
+
+    def _skip(self, terms: dict[str, torch.Tensor], part: str) -> None:
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        logger.warning("step %d: non-finite %s loss (%s); batch skipped (%d in a row)", self.step, part,
+                       ", ".join(nonfinite_terms(terms)), self.bad_steps)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        if self.bad_steps >= self.cfg.train.max_bad_steps:
+            last = ckpt.latest_checkpoint(self.out_dir)
+            raise PoseFaceError(
+                f"{self.out_dir}: training stopped after {self.bad_steps} consecutive non-finite losses at step {self.step}; "
+                f"last good checkpoint: {last or 'none yet'}; resume from it with lower learning rates or train.amp: none"
+            )
+
+    def _apply(self, scaler_name: str, optimizers: list[torch.optim.Optimizer], loss: torch.Tensor) -> None:
+        """Backward, average gradients over processes, optional clipping, optimiser steps."""
+        scaler = self.scalers[scaler_name]
+        params = [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        average_gradients(params, self.process.world_size)
+        if self.cfg.train.grad_clip > 0:
+            for optimizer in optimizers:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        for optimizer in optimizers:
+            scaler.step(optimizer)
+        scaler.update()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
+        lq, gt = batch["lq"].to(self.device), batch["gt"].to(self.device)
+        boxes, has_boxes = batch["boxes"].to(self.device), batch["has_boxes"].to(self.device)
+        d_locals = self.d_locals if self.use_local_d else None
+        d_global = self.d_global if self.use_global_d else None
+
+        self._set_d_trainable(False)
+        with self.autocast():
+            restored, rgbs = self.model(lq, return_rgbs=True)
+            g_total, g_terms = self.g_loss(restored.float(), gt, [r.float() for r in rgbs], boxes, has_boxes, d_global, d_locals)
+        if all_reduce_flag(bool(nonfinite_terms(g_terms)), self.process.world_size):
+            self._skip(g_terms, "generator")
+            return None
+        self._apply("g", [self.opt_g], g_total)
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+        terms = {name: float(value) for name, value in g_terms.items()}
+        if self.opt_d or self.opt_local:
+            self._set_d_trainable(True)
+            with self.autocast():
+                d_total, d_terms = self.d_loss(restored.detach().float(), gt, boxes, has_boxes, d_global, d_locals, step=self.step)
+            if all_reduce_flag(bool(nonfinite_terms(d_terms)), self.process.world_size):
+                self._skip(d_terms, "discriminator")
+                return None
+            self._apply("d", [opt for opt in (self.opt_d, self.opt_local) if opt], d_total)
+            terms.update({f"d_{k.removeprefix('d_')}" if k != "total" else "d_total": float(v) for k, v in d_terms.items()})
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        self.bad_steps = 0
+        return terms
+
+    # ------------------------------------------------------------------ validation, images, checkpoints
+    def eval_model(self) -> PoseFaceNet:
+        return self.ema.model if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from poseface.metrics.psnr_ssim import psnr, ssim
+
+        model = self.eval_model()
+        was_training = model.training
+        model.eval()
+        lq, gt = self.val_batch["lq"].to(self.device), self.val_batch["gt"].to(self.device)
+        outputs = []
+        with self.autocast():
+            for start in range(0, len(lq), 8):
+                outputs.append(model(lq[start: start + 8]).float())
+        restored = torch.cat(outputs)
+        model.train(was_training)
+        restored_u8, lq_u8, gt_u8 = to_uint8(restored), to_uint8(lq), to_uint8(gt)
+        self._last_val = (lq, restored, gt)
+        return {"psnr": mean_metric(psnr, restored_u8, gt_u8), "ssim": mean_metric(ssim, restored_u8, gt_u8),
+                "psnr_input": mean_metric(psnr, lq_u8, gt_u8), "ssim_input": mean_metric(ssim, lq_u8, gt_u8)}
+
+    def _state(self) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "skipped_steps": self.skipped_steps,
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
+            "torch_rng": torch.get_rng_state(),
+            "config_yaml": yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
+        }
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.process.is_main:
+            return None
+        for name, module in (("model", self.model), ("d_global", self.d_global)):
+            if not all(torch.isfinite(p).all() for p in module.parameters()):
+                raise PoseFaceError(f"{self.out_dir}: {name} weights are not finite at step {self.step}; not saving; resume from the last good checkpoint")
+        modules: dict[str, nn.Module] = {"generator": self.model, "d_global": self.d_global, "d_locals": self.d_locals}
+        if self.ema is not None:
+            modules["generator_ema"] = self.ema.model
+        provenance = {"step": self.step, "data": self.cfg.data.source, "seed": self.cfg.train.seed, "trainer": "poseface train"}
+
+        def write_model(folder: Path) -> None:
+            save_model(self.eval_model(), folder / "model.safetensors", provenance)
+
+        folder = ckpt.write_checkpoint(self.out_dir, self.step, modules, self._state(), write_model, self.cfg.train.keep_checkpoints)
+        save_model(self.eval_model(), self.out_dir / "model.safetensors", provenance)
+        return folder
+
+    def _resume(self) -> None:
+        folder = ckpt.latest_checkpoint(self.out_dir)
+        if folder is None:
+            raise PoseFaceError(f"{self.out_dir}: no checkpoint to resume from; start without --resume")
+        state = ckpt.read_state(folder)
+        ckpt.load_module(self.model, folder / "generator.safetensors")
+        ckpt.load_module(self.d_global, folder / "d_global.safetensors")
+        ckpt.load_module(self.d_locals, folder / "d_locals.safetensors")
+        if self.ema is not None:
+            ckpt.load_module(self.ema.model, folder / "generator_ema.safetensors")
+        for name, optimizer in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise PoseFaceError(f"{folder}: no state for optimizer {name!r}; the config's losses changed since this run started")
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.step = int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        logger.info("resumed from %s at step %d", folder, self.step)
+
+    # ------------------------------------------------------------------ the run
+    def _log_csv(self, name: str, row: dict[str, float]) -> None:
+        """Append a row; the columns are fixed by the first row (a term missing later is left empty)."""
+        path = self.out_dir / name
+        if path.is_file():
+            with open(path, newline="") as handle:
+                fieldnames = next(csv.reader(handle), list(row))
+        else:
+            fieldnames = list(row)
+            if name == "train_log.csv" and self.cfg.losses.r1_gamma > 0 and "d_r1" not in fieldnames:
+                fieldnames.append("d_r1")  # R1 runs every r1_every steps only
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="", extrasaction="ignore")
+            if handle.tell() == 0:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def fit(self, max_steps: int | None = None, progress: bool = True) -> dict[str, float]:
+        """Train until `train.iterations` (or `max_steps` more steps); returns the last validation."""
+        t = self.cfg.train
+        main = self.process.is_main
+        end = t.iterations if max_steps is None else min(t.iterations, self.step + max_steps)
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+        writer = None
+        if main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            except ImportError:
+                logger.warning("tensorboard is not installed: scalars go to train_log.csv only")
+        bar = None
+        if main and progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=end, initial=self.step, desc="train", dynamic_ncols=True)
+        self.model.train()
+        last_val: dict[str, float] = {}
+        running: dict[str, list[float]] = {}
+        started = time.perf_counter()
+        steps_done = 0
+        try:
+            for batch in self.loader():
+                if self.step >= end:
+                    break
+                terms = self.train_step(batch)
+                self.step += 1
+                steps_done += 1
+                if terms is not None:
+                    for key, value in terms.items():
+                        running.setdefault(key, []).append(value)
+                if bar is not None:
+                    bar.update(1)
+                if main and self.step % t.log_every == 0 and running:
+                    means = {k: float(np.mean(v)) for k, v in running.items()}
+                    running = {}
+                    seconds_per_step = (time.perf_counter() - started) / max(1, steps_done)
+                    row = {"step": self.step, "seconds": seconds_per_step, "lr_codec": self.opt_g.param_groups[0]["lr"], **means}
+                    self._log_csv("train_log.csv", row)
+                    if writer is not None:
+                        for key, value in means.items():
+                            writer.add_scalar(f"train/{key}", value, self.step)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{means[k]:.3g}" for k in ("total", "l1", "d_total") if k in means} | {"s/it": f"{seconds_per_step:.2f}"})
+                if main and (self.step % t.val_every == 0 or self.step == end):
+                    last_val = self.validate()
+                    self._log_csv("val_log.csv", {"step": self.step, **last_val})
+                    if writer is not None:
+                        for key, value in last_val.items():
+                            writer.add_scalar(f"val/{key}", value, self.step)
+                    plot_curves(self.out_dir)
+                if main and (self.step % t.image_every == 0 or self.step == end):
+                    if not last_val or getattr(self, "_last_val", None) is None:
+                        self.validate()
+                    lq, restored, gt = self._last_val
+                    write_grid(self.out_dir / "images" / f"step-{self.step:08d}.png", lq, restored, gt, f"step {self.step}")
+                if self.step % t.checkpoint_every == 0 or self.step == end:
+                    self.save_checkpoint()
+                    barrier(self.process.world_size)
+        except KeyboardInterrupt:
+            if main:
+                logger.warning("interrupted at step %d: writing a checkpoint", self.step)
+                self.save_checkpoint()
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        return last_val
+

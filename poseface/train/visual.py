@@ -1,0 +1,92 @@
+"""Pictures of a run: degraded | restored | clean grids and loss / validation curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from poseface.data.visualize import contact_sheet
+from poseface.imageio import write_image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return array.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def write_grid(path: Path, lq: torch.Tensor, restored: torch.Tensor, gt: torch.Tensor, title: str = "", rows: int = 8) -> Path:
+    lq_u8, out_u8, gt_u8 = to_uint8(lq[:rows]), to_uint8(restored[:rows]), to_uint8(gt[:rows])
+    cell = max(128, min(256, lq.shape[-1]))
+    sheet = contact_sheet([[a, b, c] for a, b, c in zip(lq_u8, out_u8, gt_u8)],
+                          [f"degraded {title}".strip(), "restored", "clean"], cell_size=cell)
+    return write_image(path, sheet)
+
+
+def read_csv(path: Path) -> dict[str, list[float]]:
+    if not path.is_file():
+        return {}
+    columns: dict[str, list[float]] = {}
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                try:
+                    columns.setdefault(key, []).append(float(value))
+                except (TypeError, ValueError):
+                    columns.setdefault(key, []).append(float("nan"))
+    return columns
+
+
+def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
+    """Training losses (smoothed) and validation PSNR/SSIM against steps, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = read_csv(out_dir / "train_log.csv")
+    val = read_csv(out_dir / "val_log.csv")
+    if not train.get("step"):
+        return None
+    names = [k for k in train if k not in ("step", "seconds", "lr_codec") and not k.startswith("d_") and k != "real_score"]
+    d_names = [k for k in train if k.startswith("d_")]
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+
+    def smooth(values: list[float]) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        k = max(1, len(v) // 50)
+        return np.convolve(v, np.ones(k) / k, mode="valid") if len(v) > k else v
+
+    steps = np.asarray(train["step"])
+    for name in names:
+        y = smooth(train[name])
+        axes[0].plot(steps[len(steps) - len(y):], y, label=name)
+    axes[0].set_title("generator terms (unweighted)")
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    for name in d_names:
+        y = smooth(train[name])
+        axes[1].plot(steps[len(steps) - len(y):], y, label=name)
+    axes[1].set_title("discriminator losses")
+    axes[1].legend(fontsize=7)
+    if val.get("step"):
+        axes[2].plot(val["step"], val["psnr"], "o-", label="restored PSNR")
+        axes[2].plot(val["step"], val["psnr_input"], "--", label="degraded input PSNR")
+        axes[2].set_ylabel("PSNR (dB)")
+        twin = axes[2].twinx()
+        twin.plot(val["step"], val["ssim"], "s-", color="tab:green", label="restored SSIM")
+        twin.plot(val["step"], val["ssim_input"], ":", color="tab:green", label="input SSIM")
+        twin.set_ylabel("SSIM")
+        axes[2].legend(loc="lower left", fontsize=7)
+        twin.legend(loc="lower right", fontsize=7)
+    axes[2].set_title("validation")
+    for axis in axes:
+        axis.set_xlabel("step")
+    figure.tight_layout()
+    path = path or out_dir / "curves.png"
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
