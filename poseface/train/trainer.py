@@ -73,6 +73,8 @@ class Trainer:
         self.device = self.process.device
         t = cfg.train
         self.out_dir = Path(t.out_dir)
+        if dataset is None and not cfg.data.source:
+            raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
         torch.manual_seed(t.seed)
 
         self.model = PoseFaceNet(cfg.model).to(self.device)

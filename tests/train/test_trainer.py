@@ -1,0 +1,142 @@
+import math
+
+import pytest
+import torch
+
+from poseface.errors import PoseFaceError
+from poseface.train.sampler import StepBatches
+
+
+def fixed_batch():
+    from tests.train.conftest import TinyFaces
+
+    faces = TinyFaces()
+    items = [faces[i] for i in range(4)]
+    return {k: torch.stack([it[k] for it in items]) for k in ("lq", "gt", "boxes", "has_boxes")}
+
+
+def test_each_part_gets_the_paper_learning_rate(make_trainer):
+    trainer = make_trainer()
+    rates = {g["name"]: g["lr"] for opt in trainer.optimizers.values() for g in opt.param_groups}
+    assert rates == {"codec": 2e-3, "prior": 2e-4, "noise": 2e-3, "global_d": 2e-5, "local_d": 2e-3}
+    groups = {g["name"]: {id(p) for p in g["params"]} for opt in trainer.optimizers.values() for g in opt.param_groups}
+    model = trainer.model
+    assert id(model.prior.conv1.noise.weight) in groups["noise"]
+    assert id(model.prior.mapping[1].weight) in groups["prior"]
+    assert id(model.encoder.mmrbs["8"].fuse.weight) in groups["codec"]
+    assert id(model.decoder.blocks["32"].out.weight) in groups["codec"]
+    assert all(id(p) not in groups["global_d"] for p in trainer.d_global.convs[0].parameters())  # FreezeD
+
+
+def test_piecewise_decay(make_trainer):
+    trainer = make_trainer(lr_milestones=(2, 4), lr_gamma=0.5)
+    batch = fixed_batch()
+    lrs = []
+    for _ in range(5):
+        trainer.train_step(batch)
+        lrs.append(trainer.opt_g.param_groups[0]["lr"])
+    assert lrs == pytest.approx([2e-3, 1e-3, 1e-3, 5e-4, 5e-4])
+
+
+def test_every_loss_term_active_and_loss_goes_down(make_trainer):
+    from poseface.losses.arcface import ARCFACE_KINDS
+    from poseface.losses.arcface import load_identity_encoder
+    from poseface.losses.vgg import DEFAULT_LAYERS, load_vgg19_features
+
+    torch.manual_seed(0)
+    networks = {"vgg": load_vgg19_features(DEFAULT_LAYERS, None, pretrained=False),
+                "identity": load_identity_encoder(ARCFACE_KINDS[0], None, pretrained=False)}
+    trainer = make_trainer(loss_networks=networks)
+    batch = fixed_batch()
+    first = trainer.train_step(batch)
+    for name in ("adv_global", "adv_local", "l1", "pyramid_l1", "feature_matching", "face_preserving", "d_global", "d_left_eye", "d_r1"):
+        assert name in first and math.isfinite(first[name]), name
+    for _ in range(12):
+        last = trainer.train_step(batch)
+    assert last["l1"] < 0.8 * first["l1"]
+
+
+def test_freeze_d_layers_do_not_change(make_trainer):
+    trainer = make_trainer()
+    frozen = {k: v.clone() for k, v in trainer.d_global.state_dict().items() if k.startswith(("convs.0.", "convs.1."))}
+    trained = trainer.d_global.final_conv[0].weight.clone()
+    for _ in range(2):
+        trainer.train_step(fixed_batch())
+    state = trainer.d_global.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in frozen.items())
+    assert not torch.equal(trained, trainer.d_global.final_conv[0].weight)
+
+
+def test_non_finite_loss_skips_the_batch_and_repeated_ones_stop_the_run(make_trainer):
+    trainer = make_trainer(max_bad_steps=3)
+    batch = fixed_batch()
+    batch["lq"][0, 0, 0, 0] = float("nan")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert trainer.train_step(batch) is None
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    trainer.train_step(batch)
+    with pytest.raises(PoseFaceError, match="3 consecutive non-finite losses"):
+        trainer.train_step(batch)
+
+
+def test_resumed_run_equals_uninterrupted_run(make_trainer, tmp_path):
+    straight = make_trainer(out_dir=tmp_path / "a", checkpoint_every=3)
+    straight.fit(max_steps=6, progress=False)
+    first_half = make_trainer(out_dir=tmp_path / "b", checkpoint_every=3)
+    first_half.fit(max_steps=3, progress=False)
+    del first_half  # the "killed" run: only its checkpoint survives
+    resumed = make_trainer(out_dir=tmp_path / "b", resume=True, checkpoint_every=3)
+    assert resumed.step == 3
+    resumed.fit(max_steps=3, progress=False)
+    log_a = (tmp_path / "a" / "train_log.csv").read_text().splitlines()
+    log_b = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
+    strip = lambda lines: [",".join(v for i, v in enumerate(l.split(",")) if i != 1) for l in lines]  # drop seconds column
+    assert strip(log_a) == strip(log_b)
+    for (ka, va), (kb, vb) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(va, vb), ka
+
+
+def test_existing_run_is_not_overwritten(make_trainer, tmp_path):
+    trainer = make_trainer(out_dir=tmp_path / "c", checkpoint_every=2)
+    trainer.fit(max_steps=2, progress=False)
+    with pytest.raises(PoseFaceError, match="already holds checkpoints; pass --resume"):
+        make_trainer(out_dir=tmp_path / "c")
+    with pytest.raises(PoseFaceError, match="no checkpoint to resume from"):
+        make_trainer(out_dir=tmp_path / "empty", resume=True)
+
+
+def test_outputs_of_a_run(make_trainer, tmp_path):
+    trainer = make_trainer(out_dir=tmp_path / "d", checkpoint_every=4, image_every=4, val_every=4)
+    result = trainer.fit(max_steps=4, progress=False)
+    out = tmp_path / "d"
+    for name in ("model.safetensors", "model.json", "curves.png", "images/step-00000004.png", "train_log.csv", "val_log.csv", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert set(result) == {"psnr", "ssim", "psnr_input", "ssim_input"}
+    from poseface.models import load_model
+
+    assert load_model(out / "model.safetensors").config.size == 32
+
+
+def test_step_batches_are_a_function_of_the_step():
+    a = StepBatches(10, 2, seed=3)
+    b = StepBatches(10, 2, seed=3, start_step=7)
+    it_a = iter(a)
+    first = [next(it_a) for _ in range(9)]
+    assert next(iter(b)) == first[7]
+    epoch0 = [i for batch in first[:5] for _, i in batch]
+    assert sorted(epoch0) == list(range(10))  # one epoch visits every sample once
+    ranks = [StepBatches(10, 2, seed=3, rank=r, world_size=2).batch(0) for r in range(2)]
+    assert not set(ranks[0]) & set(ranks[1])
+
+
+def test_config_errors_are_one_line(tmp_path, capsys):
+    from poseface.cli import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  batch_sise: 4\n")
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) batch_sise" in err and "Traceback" not in err
+    config.write_text("data:\n  source: ''\ntrain:\n  device: cpu\n")
+    assert main(["train", str(config), "--set", f"train.out_dir={tmp_path / 'x'}"]) == 2
+    assert "data.source is empty" in capsys.readouterr().err
