@@ -62,36 +62,49 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
-    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders."""
+def atomic_write(path: str | os.PathLike, save) -> Path:
+    """Run `save(temporary_path)` next to `path`, then rename it into place (creating folders):
+    a crash never leaves a half-written file, and the result has normal file permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise PoseFaceError(f"{path}: unknown image extension; use one of {', '.join(IMAGE_SUFFIXES)}")
-    array = np.asarray(array)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=suffix, prefix=".tmp-")
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=".tmp-")
     os.close(handle)
     try:
-        if array.dtype == np.uint16:
-            import cv2
-
-            bgr = array[..., ::-1] if array.ndim == 3 and array.shape[2] == 3 else array
-            if array.ndim == 3 and array.shape[2] == 4:
-                bgr = array[..., [2, 1, 0, 3]]
-            if not cv2.imwrite(tmp_name, np.ascontiguousarray(bgr)):
-                raise PoseFaceError(f"{path}: OpenCV could not write a 16-bit {suffix} file; use .png or .tif")
-        else:
-            image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
-            if suffix in (".jpg", ".jpeg"):
-                image.convert("RGB").save(tmp_name, quality=quality)
-            else:
-                image.save(tmp_name)
+        save(tmp_name)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return path
+    return _usual_permissions(path)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
+    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise PoseFaceError(f"{path}: unknown image extension; use one of {', '.join(IMAGE_SUFFIXES)}")
+    array = np.asarray(array)
+
+    def save(tmp_name: str) -> None:
+        if array.dtype == np.uint16:
+            import cv2
+
+            bgr = array
+            if array.ndim == 3 and array.shape[2] == 3:
+                bgr = array[..., ::-1]
+            elif array.ndim == 3 and array.shape[2] == 4:
+                bgr = array[..., [2, 1, 0, 3]]
+            if not cv2.imwrite(tmp_name, np.ascontiguousarray(bgr)):
+                raise PoseFaceError(f"{path}: OpenCV could not write a 16-bit {suffix} file; use .png or .tif")
+            return
+        image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
+        if suffix in (".jpg", ".jpeg"):
+            image.convert("RGB").save(tmp_name, quality=quality)
+        else:
+            image.save(tmp_name)
+
+    return atomic_write(path, save)
 
 
 # ---- full-fidelity reading and writing (grey, alpha, 16-bit), used by `poseface restore` ----------
@@ -193,7 +206,7 @@ def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 
             return _write_pil(path, _la_image(array))
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
-    return _usual_permissions(write_image(path, array, quality=quality))
+    return write_image(path, array, quality=quality)
 
 
 def _usual_permissions(path: Path) -> Path:
@@ -209,13 +222,4 @@ def _la_image(array: np.ndarray) -> Image.Image:
 
 
 def _write_pil(path: Path, image: Image.Image) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=".tmp-")
-    os.close(handle)
-    try:
-        image.save(tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return _usual_permissions(path)
+    return atomic_write(path, image.save)

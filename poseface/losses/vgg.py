@@ -57,20 +57,26 @@ def vgg19_layer_names() -> list[str]:
     return names
 
 
+def vgg_conv_stack(layout) -> nn.Sequential:
+    """torchvision's VGG `features` layout: 3x3 conv + ReLU per number, 2x2 max-pool per "M"
+    (indices match the official checkpoints' `features.N.*` keys)."""
+    modules: list[nn.Module] = []
+    channels = 3
+    for item in layout:
+        if item == "M":
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            modules += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            channels = int(item)
+    return nn.Sequential(*modules)
+
+
 class VGG19Features(nn.Module):
     """The convolutional part of VGG19; forward(images in [-1, 1]) -> {layer name: activation}."""
 
     def __init__(self, layers: Sequence[str] = DEFAULT_LAYERS):
         super().__init__()
-        modules: list[nn.Module] = []
-        channels = 3
-        for item in VGG19_LAYOUT:
-            if item == "M":
-                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                modules += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
-                channels = int(item)
-        self.features = nn.Sequential(*modules)
+        self.features = vgg_conv_stack(VGG19_LAYOUT)
         names = vgg19_layer_names()
         unknown = [name for name in layers if name not in names]
         if unknown:

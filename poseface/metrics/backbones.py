@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from poseface.errors import PoseFaceError
+from poseface.losses.vgg import vgg_conv_stack
 
 
 class _TappedFeatures(nn.Module):
@@ -65,15 +66,7 @@ class VGG16Features(_TappedFeatures):
 
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        in_channels = 3
-        for item in VGG16_LAYOUT:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(in_channels, item, kernel_size=3, padding=1), nn.ReLU()]
-                in_channels = item
-        self.features = nn.Sequential(*layers)
+        self.features = vgg_conv_stack(VGG16_LAYOUT)
 
 
 def load_torchvision_features(module: nn.Module, path: str | os.PathLike) -> nn.Module:
