@@ -57,15 +57,11 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
         style = self.modulation(w)  # (N, in)
         weight = self.weight[0] * self.scale  # (out, in, k, k)
-        if x.shape[0] == 1:
-            conv_weight, conv_input = weight * style[0].view(1, -1, 1, 1), x
+        if x.shape[0] == 1 or not torch.is_grad_enabled():
+            # fold s into the (small) weights, one sample at a time: no pass over the activations
+            out = torch.cat([self._conv(x[i: i + 1], weight * style[i].view(1, -1, 1, 1)) for i in range(x.shape[0])])
         else:
-            conv_weight, conv_input = weight, x * style[:, :, None, None].to(x.dtype)
-        if self.upsample:
-            out = F.conv_transpose2d(conv_input, conv_weight.transpose(0, 1).to(x.dtype), stride=2)
-            out = self.blur(out)  # the blur is linear per channel, so demodulating after it is the same
-        else:
-            out = F.conv2d(conv_input, conv_weight.to(x.dtype), padding=self.padding)
+            out = self._conv(x * style[:, :, None, None].to(x.dtype), weight)
         if self.demodulate:
             weight_energy = weight.pow(2).sum(dim=(2, 3))  # (out, in)
             scale = torch.rsqrt(style.pow(2) @ weight_energy.t() + 1e-8) * gain  # (N, out)
@@ -77,6 +73,12 @@ class ModulatedConv2d(nn.Module):
             return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
         scale = scale[:, :, None, None].to(out.dtype)
         return out * scale if bias is None else torch.addcmul(bias.view(1, -1, 1, 1).to(out.dtype), out, scale)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)
+            return self.blur(out)  # the blur is linear per channel, so demodulating after it is the same
+        return F.conv2d(x, weight.to(x.dtype), padding=self.padding)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
