@@ -3,7 +3,7 @@
     .venv/bin/python -m poseface.data.figures [--tar ../shared/data/utkface-faces.tar]
         [--landmarks /work/cache/utkface_landmarks.json] [--out docs/images]
 
-data_contact_sheet_utkface.png  8 faces spread over the tar, clean | eq. 17 (paper preset, 512 px, seed 0)
+data_contact_sheet_utk.png  8 faces spread over the tar, clean | eq. 17 (paper preset, 512 px, seed 0)
 data_kernels.png                examples of the three blur kernel families (41 x 41, brightness scaled)
 data_boxes.png                  eye/mouth boxes from the 68-point landmarks, unflipped and flipped
 """
@@ -99,10 +99,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "docs/images"))
     args = parser.parse_args()
     out = Path(args.out)
-    write_image(out / "data_contact_sheet_utkface.png", utkface_contact_sheet(Path(args.tar)))
+    write_image(out / "data_contact_sheet_utk.png", utkface_contact_sheet(Path(args.tar)))
     write_image(out / "data_kernels.png", kernel_gallery())
     write_image(out / "data_boxes.png", boxes_figure(Path(args.tar), Path(args.landmarks)))
-    for name in ("data_contact_sheet_utkface.png", "data_kernels.png", "data_boxes.png"):
+    for name in ("data_contact_sheet_utk.png", "data_kernels.png", "data_boxes.png"):
         print(f"{out / name}: {(out / name).stat().st_size / 1024:.0f} KiB")
 
 
