@@ -9,7 +9,6 @@ import glob
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from poseface.errors import PoseFaceError
 from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
-from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, list_images, read_image_full, write_image_full
+from poseface.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, atomic_write, list_images, read_image_full, write_image_full
 
 EXTENSIONS = ("auto", "png", "jpg", "webp", "tif")
 GLOB_CHARACTERS = set("*?[")
@@ -151,16 +150,8 @@ def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, tupl
 
 
 def _copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=target.suffix, prefix=".tmp-")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp_name)
-        shutil.copymode(source, tmp_name)
-        os.replace(tmp_name, target)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    shutil.copymode(source, target)
 
 
 def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 
 from poseface.config import from_dict, to_dict
 from poseface.errors import PoseFaceError
+from poseface.imageio import atomic_write
 from poseface.models.config import ModelConfig
 from poseface.models.restorer import PoseFaceNet
 
@@ -38,11 +38,7 @@ def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(handle, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
