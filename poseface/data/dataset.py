@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from poseface.data.degradation import DegradationConfig, degrade, preset
 from poseface.data.imageops import resize_to_square, to_tensor_range
-from poseface.data.landmarks import component_boxes, load_landmarks
+from poseface.data.landmarks import component_boxes, face_template, load_landmarks
 from poseface.data.sources import ImageSource, open_source
 from poseface.errors import PoseFaceError
 
@@ -102,6 +102,13 @@ class FaceDataset(Dataset):
             )
         elif landmarks is None:
             logger.info("no landmarks given for %s: no eye/mouth boxes, local losses off for all %d faces", self.source.root, len(self.indices))
+
+    def face_template(self) -> list[tuple[float, float]] | None:
+        """The mean 5-point template of this split's crops (None without landmarks); see `landmarks.face_template`."""
+        if not self.landmarks:
+            return None
+        entries = [(entry["points"], entry["size"]) for entry in self.landmarks.values()]
+        return face_template(entries, self.size, mirror=self.augment_flip and self.degradation.hflip_prob > 0)
 
     def __len__(self) -> int:
         return len(self.indices)

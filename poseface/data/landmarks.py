@@ -113,6 +113,31 @@ def component_boxes(
     return boxes.astype(np.float32)
 
 
+def face_template(
+    entries: list[tuple[np.ndarray, tuple[int, int]]],
+    out_size: int,
+    mirror: bool = True,
+) -> list[tuple[float, float]]:
+    """The mean 5-point face template (eye centres, nose tip, mouth corners) of training crops.
+
+    `entries` are (68-point landmarks, source (w, h)) pairs; each is mapped through the same square
+    crop and resize as the training images. With `mirror` (training with horizontal flips) the mean
+    is averaged with its mirror image, so the template is left-right symmetric, as the crops the
+    network saw were. Restoring aligns faces to this template: the faces then sit where the
+    network learned them.
+    """
+    from poseface.faces.align import five_points_from_68
+
+    if not entries:
+        raise PoseFaceError("face template: no landmarks to average; compute them with `poseface landmarks DATA -o FILE`")
+    mean = np.mean([five_points_from_68(_source_to_output(np.asarray(p, np.float64), size, out_size)) for p, size in entries], axis=0)
+    if mirror:
+        mirrored = mean[[1, 0, 2, 4, 3]].copy()  # swap the eyes and the mouth corners
+        mirrored[:, 0] = (out_size - 1) - mirrored[:, 0]
+        mean = (mean + mirrored) / 2.0
+    return [(round(float(x), 3), round(float(y), 3)) for x, y in mean]
+
+
 # ---------------------------------------------------------------------------------------------
 # Detection
 

@@ -9,6 +9,7 @@ Per step: (1) the generator (codec + prior) minimises lambda_g L_adv-g + lambda_
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import time
 from contextlib import nullcontext
@@ -123,6 +124,7 @@ class Trainer:
         if len(self.val_set) == 0:
             logger.warning("validation split is empty; validating on the first training images")
             self.val_set = self.train_set
+        self._set_face_template()
         if resume:
             self._resume()
         elif ckpt.latest_checkpoint(self.out_dir) is not None:
@@ -130,6 +132,22 @@ class Trainer:
         self.val_batch = self._val_batch()
 
     # ------------------------------------------------------------------ data
+    def _set_face_template(self) -> None:
+        """Saved models carry the 5-point template of the training crops (unless the config names one),
+        so `poseface restore` aligns faces the way the network saw them."""
+        if self.cfg.model.face_template is not None or not hasattr(self.train_set, "face_template"):
+            return
+        template = self.train_set.face_template()
+        if template is None:
+            logger.info("no landmarks: saved models use the FFHQ face template scaled to %d px", self.cfg.model.size)
+            return
+        self.cfg.model = dataclasses.replace(self.cfg.model, face_template=tuple(template))
+        for model in (self.model, self.ema.model if self.ema is not None else None):
+            if model is not None:
+                model.config = dataclasses.replace(model.config, face_template=tuple(template))
+        logger.info("face template of the training crops (%d px): %s", self.cfg.model.size,
+                    ", ".join(f"({x:.1f}, {y:.1f})" for x, y in template))
+
     def _dataset(self, split: str) -> FaceDataset:
         d = self.cfg.data
         if not d.source:

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from poseface.data.landmarks import LandmarkDetector, component_boxes, compute_landmarks, load_landmarks
+from poseface.data.landmarks import LandmarkDetector, component_boxes, compute_landmarks, face_template, load_landmarks
 from poseface.errors import PoseFaceError
 
 
@@ -140,3 +140,27 @@ def test_large_ffhq_style_images_are_detected_at_reduced_size_and_fitted_at_full
     points_big, method = detector.detect(big)
     assert method == "hog"
     np.testing.assert_allclose(component_boxes(points_big, 1024, 512), component_boxes(points_small, 200, 512), atol=6.0)
+
+
+def test_face_template_is_the_mean_of_the_mapped_five_points():
+    rng = np.random.default_rng(0)
+    entries = [(synthetic_landmarks() + rng.normal(0, 3, (68, 2)), (200, 100)) for _ in range(3)]
+    # a 200x100 source is centre-cropped to x in [50, 150) and resized to 50 px: scale 0.5
+    direct = []
+    for points, _ in entries:
+        p = (np.asarray(points, np.float64) - [50, 0] + 0.5) * 0.5 - 0.5
+        direct.append([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+    mean = np.mean(direct, axis=0)
+    np.testing.assert_allclose(face_template(entries, 50, mirror=False), mean, atol=1e-3)
+
+    mirrored = mean[[1, 0, 2, 4, 3]].copy()
+    mirrored[:, 0] = 49 - mirrored[:, 0]
+    symmetric = np.asarray(face_template(entries, 50, mirror=True))
+    np.testing.assert_allclose(symmetric, (mean + mirrored) / 2, atol=1e-3)
+    assert symmetric[0, 0] + symmetric[1, 0] == pytest.approx(49, abs=1e-3) and symmetric[0, 1] == pytest.approx(symmetric[1, 1])
+    assert symmetric[2, 0] == pytest.approx(24.5, abs=1e-3)
+
+
+def test_face_template_without_landmarks_is_a_one_line_error():
+    with pytest.raises(PoseFaceError, match="no landmarks to average; compute them with `poseface landmarks"):
+        face_template([], 128)

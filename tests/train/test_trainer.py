@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,6 +116,26 @@ def test_outputs_of_a_run(make_trainer, tmp_path):
     from poseface.models import load_model
 
     assert load_model(out / "model.safetensors").config.size == 32
+
+
+def test_saved_model_carries_the_face_template_of_the_training_crops(tmp_path):
+    from poseface.models import load_model
+    from poseface.models.config import ModelConfig
+    from poseface.train.trainer import Trainer
+    from tests.train.conftest import TinyFaces, tiny_config
+
+    template = ((10.0, 12.0), (21.0, 12.0), (15.5, 18.0), (11.0, 24.0), (20.0, 24.0))
+
+    class FacesWithLandmarks(TinyFaces):
+        def face_template(self):
+            return list(template)
+
+    for dataset, expected in ((FacesWithLandmarks(), template), (TinyFaces(), tuple(ModelConfig(size=32).template()))):
+        out = tmp_path / type(dataset).__name__
+        trainer = Trainer(tiny_config(out, checkpoint_every=1), dataset=dataset, val_dataset=TinyFaces(4, seed=1))
+        trainer.fit(max_steps=1, progress=False)
+        for path in (out / "model.safetensors", out / "checkpoints" / "step-00000001" / "model.safetensors"):
+            assert np.allclose(load_model(path).config.template(), expected)
 
 
 def test_step_batches_are_a_function_of_the_step():
