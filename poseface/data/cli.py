@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     sub.add_argument("--sr", type=int, default=None, metavar="K", help="super-resolution inputs instead: bicubic xK down-sampling only (paper Table 2: 4)")
     sub.add_argument("--size", type=int, default=None, help="resize HQ faces to SIZE x SIZE first (default: keep each image's size)")
     sub.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name)")
+    sub.add_argument("--split", choices=("val", "train"), help="only the validation (or training) split of `poseface train`")
+    sub.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
     sub.set_defaults(func=run_degrade)
 
     sub = subparsers.add_parser(
@@ -60,7 +62,8 @@ def run_degrade(args: argparse.Namespace) -> int:
     from poseface.data.testset import make_test_set
 
     _log_to_stderr()
-    out = make_test_set(args.hq, args.out, seed=args.seed, preset=args.preset, sr=args.sr, size=args.size, limit=args.limit)
+    out = make_test_set(args.hq, args.out, seed=args.seed, preset=args.preset, sr=args.sr, size=args.size, limit=args.limit,
+                        split=args.split, val_fraction=args.val_fraction)
     print(f"wrote {out}/lq, {out}/gt, {out}/params.json and {out}/contact_sheet.png")
     return 0
 

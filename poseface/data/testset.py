@@ -97,8 +97,15 @@ def make_test_set(
     size: int | None = None,
     limit: int | None = None,
     progress: bool = True,
+    split: str | None = None,
+    val_fraction: float = 0.02,
 ) -> Path:
-    """Degrade every HQ image reproducibly and write OUT/lq, OUT/gt, OUT/params.json, OUT/contact_sheet.png."""
+    """Degrade every HQ image reproducibly and write OUT/lq, OUT/gt, OUT/params.json, OUT/contact_sheet.png.
+
+    `split` ("val" or "train") keeps only that side of the training split (`FaceDataset`'s
+    hash of the file name with `val_fraction`), so a model is measured on faces it never saw.
+    """
+    from poseface.data.dataset import in_validation_split
     from tqdm import tqdm
 
     if sr is not None and sr < 2:
@@ -111,8 +118,13 @@ def make_test_set(
     if sr and preset != "paper":
         logger.warning("--sr %d makes bicubic x%d inputs only; the degradation preset %r is not used", sr, sr, str(preset))
     preset_name = "custom" if isinstance(preset, DegradationConfig) else str(preset)
+    if split not in (None, "val", "train"):
+        raise PoseFaceError(f"--split {split}: use val or train (the split of `poseface train` with the same val_fraction)")
     source = open_source(hq_source)
-    count = len(source) if limit is None else min(limit, len(source))
+    selected = [i for i in range(len(source)) if split is None or in_validation_split(source.names[i], val_fraction) == (split == "val")]
+    if not selected:
+        raise PoseFaceError(f"{source.root}: no image in the {split!r} split with val_fraction {val_fraction}; use a larger --val-fraction")
+    selected = selected if limit is None else selected[:limit]
     stems = output_stems(source.names)
     out = Path(out_dir)
     settings = {
@@ -124,6 +136,8 @@ def make_test_set(
         "limit": limit,
         "source": str(Path(source.root).resolve()),
     }
+    if split is not None:
+        settings |= {"split": split, "val_fraction": float(val_fraction)}
     _check_out_dir(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "poseface": package_version(), "settings": settings, "complete": False}
@@ -131,7 +145,7 @@ def make_test_set(
 
     images: dict[str, Any] = {}
     sheet_rows, sheet_captions = [], []
-    for index in tqdm(range(count), desc="degrade", unit="img", disable=not progress, dynamic_ncols=True):
+    for index in tqdm(selected, desc="degrade", unit="img", disable=not progress, dynamic_ncols=True):
         image = source.read_or_skip(index)
         if image is None:
             continue
@@ -151,7 +165,7 @@ def make_test_set(
             sheet_rows.append([gt, lq])
             sheet_captions.append([stem[:40], caption])
     if not images:
-        raise PoseFaceError(f"{source.root}: none of the {count} images could be read; check the data folder")
+        raise PoseFaceError(f"{source.root}: none of the {len(selected)} images could be read; check the data folder")
     if source.skipped:
         logger.warning("%d unreadable image(s) skipped (listed in %s)", len(source.skipped), out / "params.json")
     lq_label = f"bicubic x{sr} down" if sr else f"degraded ({preset_name}, seed {seed})"

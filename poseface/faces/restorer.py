@@ -33,9 +33,6 @@ log = logging.getLogger("poseface.faces")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-NO_BUNDLED_MODEL = (
-    "no bundled PoseFace model exists yet; pass --weights FILE (a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)"
-)
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -56,25 +53,13 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 
 def load_restoration_model(weights: str | Path | None, device: torch.device) -> torch.nn.Module:
-    """Our .safetensors or GPEN's .pth through poseface.models.load_model; None = the bundled model."""
+    """Our .safetensors or GPEN's .pth through poseface.models.load_model; None = the bundled model (checksum verified)."""
     from poseface import models
 
-    if weights is None:
-        bundled = getattr(models, "bundled_weights", None)
-        try:
-            path = bundled() if bundled is not None else None
-        except PoseFaceError:
-            path = None
-        if path is None or not Path(path).is_file():
-            raise PoseFaceError(NO_BUNDLED_MODEL)
-        weights = path
-    path = Path(weights).expanduser()
+    path = models.bundled_weights() if weights is None else Path(weights).expanduser()
     if not path.is_file():
         raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
-    loader = getattr(models, "load_model", None)
-    if loader is None:
-        raise PoseFaceError(f"{path}: this PoseFace build cannot load weights yet (poseface.models.load_model is missing)")
-    return loader(path, device=str(device))
+    return models.load_model(path, device=str(device))
 
 
 @dataclass

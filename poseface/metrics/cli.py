@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--sr", type=int, default=None, metavar="K", help="model mode: bicubic xK down-sampling instead (paper Table 2: 4)")
     sub.add_argument("--size", type=int, default=None, help="model mode: evaluation size (default: the first model's size, else the HQ size)")
     sub.add_argument("--limit", type=int, default=None, help="model mode: only the first N HQ faces")
+    sub.add_argument("--split", choices=("val", "train"), help="model mode: only the held-out (or training) split of `poseface train`")
+    sub.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
     sub.add_argument("--baselines", default="input,bicubic,gt", help="model mode rows without a model: input,bicubic,gt (default all; '' for none)")
     sub.add_argument("--work-dir", help="model mode: folder for the test set and restored faces (default: REPORT_files beside the report)")
     sub.add_argument("--grid-rows", type=int, default=6, help="faces in the comparison grid PNG (default 6)")
@@ -130,7 +132,7 @@ def _run_model_mode(args: argparse.Namespace, options: MetricOptions, output: Pa
     work = Path(args.work_dir) if args.work_dir else output.with_name(output.stem + "_files")
     results, test_set, grid = evaluate_models(
         args.weights, args.hq, work, args.degrade_seed, names, options, labels=labels, baselines=baselines,
-        preset=args.preset, sr=args.sr, size=args.size, limit=args.limit, batch_size=args.batch_size,
+        preset=args.preset, sr=args.sr, size=args.size, limit=args.limit, split=args.split, val_fraction=args.val_fraction, batch_size=args.batch_size,
         grid_rows=args.grid_rows, progress=not args.quiet,
     )
     _report_unavailable(results[0].unavailable)

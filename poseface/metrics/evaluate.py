@@ -144,6 +144,8 @@ def evaluate_models(
     sr: int | None = None,
     size: int | None = None,
     limit: int | None = None,
+    split: str | None = None,
+    val_fraction: float = 0.02,
     batch_size: int = 4,
     grid_rows: int = 6,
     progress: bool = True,
@@ -177,9 +179,11 @@ def evaluate_models(
 
     work = Path(work_dir)
     settings = {"hq": str(hq_source), "seed": seed, "preset": preset, "sr": sr, "size": size, "limit": limit,
+                "split": split, "val_fraction": val_fraction if split else None,
                 "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods]}
     _prepare_work_dir(work, settings)
-    test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress)
+    test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress,
+                             split=split, val_fraction=val_fraction)
 
     if any(m.label == "bicubic" and m.weights is None for m in methods) and _lq_has_gt_size(test_set):
         # degraded inputs already have the ground-truth size: bicubic "up-sampling" would be the input again

@@ -10,15 +10,25 @@ from poseface.models.mmrb import MMRB
 from poseface.models.restorer import PoseFaceNet
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "poseface-small-utkface.safetensors"
+# sha256 of the file above, as released; `poseface export --half` prints it for a new model
+BUNDLED_SHA256 = ""
 
 
-def bundled_weights() -> Path:
-    """The default model shipped with the package (a small CPU-trained demonstration model)."""
+def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path:
+    """The default model shipped with the package (a small CPU-trained demonstration model), checksum verified."""
     from poseface.errors import PoseFaceError
+    from poseface.weights import sha256_of
 
-    if not BUNDLED_WEIGHTS.is_file():
-        raise PoseFaceError(f"{BUNDLED_WEIGHTS}: no bundled model in this installation yet; pass --weights FILE (PoseFace .safetensors or GPEN .pth)")
-    return BUNDLED_WEIGHTS
+    path = BUNDLED_WEIGHTS if path is None else Path(path)
+    expected = BUNDLED_SHA256 if sha256 is None else sha256
+    if not path.is_file():
+        raise PoseFaceError(f"{path}: the bundled model is missing from this installation; reinstall poseface or pass --weights FILE "
+                            "(a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)")
+    actual = sha256_of(path)
+    if expected and actual != expected:
+        raise PoseFaceError(f"{path}: checksum mismatch (sha256 {actual[:16]}..., released {expected[:16]}...); the bundled model is "
+                            "damaged or was replaced: reinstall poseface (git checkout the file) or pass --weights FILE")
+    return path
 
 
 __all__ = [

@@ -41,8 +41,12 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
-    """Write `path` (.safetensors) and its JSON sidecar atomically; returns the weights path."""
+def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str, Any] | None = None,
+               dtype: torch.dtype | None = None) -> Path:
+    """Write `path` (.safetensors) and its JSON sidecar atomically; returns the weights path.
+
+    `dtype` (e.g. torch.float16) stores floating-point tensors in that type (half the file size);
+    `load_model` casts them back to the model's float32."""
     from safetensors.torch import save
 
     path = Path(path)
@@ -51,7 +55,8 @@ def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str
     provenance = dict(provenance or {})
     provenance.setdefault("saved", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     document = model_document(model.config, provenance)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.state_dict().items()}
     _atomic_write_bytes(path, save(state, metadata={METADATA_KEY: json.dumps(document)}))
     _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
     return path

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--force", action="store_true", help="overwrite existing output files")
     convert.set_defaults(func=run_convert)
 
+    export = subparsers.add_parser("export", help="copy a trained model (a run folder or weights file) for release, optionally in fp16")
+    export.add_argument("source", help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a .safetensors file")
+    export.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
+    export.add_argument("--half", action="store_true", help="store the weights as float16 (half the size; loaded back as float32)")
+    export.add_argument("--force", action="store_true", help="overwrite existing output files")
+    export.set_defaults(func=run_export)
+
 
 def model_config_from_yaml(path: str | Path) -> ModelConfig:
     data = load_yaml(path)
@@ -84,4 +91,28 @@ def run_convert(args: argparse.Namespace) -> int:
         save_file({k: v.contiguous() for k, v in discriminator.state_dict().items()}, str(d_path),
                   metadata={"poseface": "global-discriminator", "size": str(discriminator.size)})
         print(f"wrote {d_path}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from poseface.weights import sha256_of
+
+    source = Path(args.source)
+    weights = source / "model.safetensors" if source.is_dir() else source
+    output = Path(args.output)
+    if output.suffix != ".safetensors":
+        raise PoseFaceError(f"{output}: output must end in .safetensors")
+    if output.resolve() == weights.resolve():
+        raise PoseFaceError(f"{output}: is the source file itself; choose another output name")
+    if output.exists() and not args.force:
+        raise PoseFaceError(f"{output}: already exists; choose another name or pass --force")
+    model = load_model(weights)
+    provenance = dict(getattr(model, "provenance", {}))
+    provenance |= {"exported_from": str(weights), "dtype": "float16" if args.half else "float32"}
+    save_model(model, output, provenance, dtype=torch.float16 if args.half else None)
+    size_mb = output.stat().st_size / 2**20
+    print(f"wrote {output} ({size_mb:.1f} MB, {provenance['dtype']}) and {output.with_suffix('.json')}")
+    print(f"sha256 {sha256_of(output)}")
     return 0

@@ -90,3 +90,22 @@ def test_utkface_test_set(utkface_tar, tmp_path):
     stem = next(iter(document["images"]))
     assert document["images"][stem]["source_name"] == f"utkface/{stem}.jpg"
     assert read_rgb(out / "lq" / f"{stem}.png").shape == (200, 200, 3)
+
+
+def test_split_keeps_only_the_faces_training_holds_out(tmp_path, face_crop):
+    from poseface.data.dataset import in_validation_split
+    from poseface.imageio import write_image
+
+    folder = tmp_path / "faces"
+    names = [f"face{i:02d}.png" for i in range(12)]
+    for name in names:
+        write_image(folder / name, face_crop[:64, :64])
+    val = {n[:-4] for n in names if in_validation_split(n, 0.3)}
+    assert 0 < len(val) < len(names)
+    sets = {split: make_test_set(folder, tmp_path / split, seed=0, size=32, progress=False, split=split, val_fraction=0.3)
+            for split in ("val", "train")}
+    stems = {split: {p.stem for p in (out / "gt").iterdir()} for split, out in sets.items()}
+    assert stems["val"] == val and stems["train"] == {n[:-4] for n in names} - val
+    assert json.loads((sets["val"] / "params.json").read_text())["settings"]["split"] == "val"
+    with pytest.raises(PoseFaceError, match="no image in the 'val' split with val_fraction 1e-09"):
+        make_test_set(folder, tmp_path / "none", seed=0, progress=False, split="val", val_fraction=1e-9)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from poseface.errors import PoseFaceError
 from poseface.faces import restorer as restorer_module
 from poseface.faces.align import invert_affine, warp_affine
 from poseface.faces.paste import upscale_matrix
-from poseface.faces.restorer import NO_BUNDLED_MODEL, Restorer
+from poseface.faces.restorer import Restorer
 
 from .conftest import ConstantModel, IdentityModel
 
@@ -181,13 +183,11 @@ def test_device_and_model_errors(monkeypatch):
     with pytest.raises(PoseFaceError, match="no .config"):
         Restorer(model=torch.nn.Identity(), device="cpu")
 
-    def no_bundled():
-        raise PoseFaceError("missing")
+    from poseface import models
 
-    monkeypatch.setattr("poseface.models.bundled_weights", no_bundled)
-    with pytest.raises(PoseFaceError) as error:
+    monkeypatch.setattr(models, "BUNDLED_WEIGHTS", Path("/nonexistent/poseface-small.safetensors"))
+    with pytest.raises(PoseFaceError, match="the bundled model is missing from this installation; reinstall poseface or pass --weights"):
         Restorer(device="cpu")
-    assert str(error.value) == NO_BUNDLED_MODEL
     with pytest.raises(PoseFaceError, match="no such weights file"):
         restorer_module.load_restoration_model("/nonexistent/model.pth", torch.device("cpu"))
 

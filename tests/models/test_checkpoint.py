@@ -103,3 +103,46 @@ def test_presets_build(capsys):
     repo = Path(__file__).resolve().parents[2]
     assert main(["info", str(repo / "configs" / "small-128.yaml")]) == 0
     assert "MMRBs 4" in capsys.readouterr().out
+
+
+def test_half_precision_export_round_trip_and_checksum(tmp_path, capsys):
+    from poseface.weights import sha256_of
+
+    torch.manual_seed(0)
+    model = PoseFaceNet(ModelConfig(size=16, style_dim=32, n_mlp=2, narrow=1 / 32, channel_multiplier=1)).eval()
+    for p in model.parameters():  # move off the zero/one initialisations so the fp16 rounding is visible
+        p.data.add_(0.01 * torch.randn_like(p))
+    run = tmp_path / "run"
+    save_model(model, run / "model.safetensors", {"step": 7})
+    assert main(["export", str(run), "-o", str(tmp_path / "small.safetensors"), "--half"]) == 0
+    out = capsys.readouterr().out
+    half = tmp_path / "small.safetensors"
+    assert f"sha256 {sha256_of(half)}" in out
+    assert half.stat().st_size < 0.6 * (run / "model.safetensors").stat().st_size
+    loaded = load_model(half)
+    assert loaded.provenance["step"] == 7 and loaded.provenance["dtype"] == "float16"
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0, msg=name)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert (model(x) - loaded(x)).abs().max() < 2e-2
+    assert main(["export", str(run), "-o", str(half), "--half"]) == 2  # never overwrites without --force
+    assert "already exists; choose another name or pass --force" in capsys.readouterr().err
+
+
+def test_bundled_weights_are_verified(tmp_path):
+    from poseface.models import bundled_weights
+    from poseface.weights import sha256_of
+
+    model = PoseFaceNet(ModelConfig(size=16, style_dim=32, n_mlp=2, narrow=1 / 32, channel_multiplier=1))
+    path = save_model(model, tmp_path / "bundled.safetensors")
+    digest = sha256_of(path)
+    assert bundled_weights(path, digest) == path
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(PoseFaceError, match="checksum mismatch .* the bundled model is damaged or was replaced"):
+        bundled_weights(path, digest)
+    with pytest.raises(PoseFaceError, match="bundled model is missing from this installation"):
+        bundled_weights(tmp_path / "absent.safetensors", digest)
