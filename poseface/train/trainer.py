@@ -8,6 +8,7 @@ Per step: (1) the generator (codec + prior) minimises lambda_g L_adv-g + lambda_
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import logging
@@ -315,6 +316,7 @@ class Trainer:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+            self._follow_config_schedule(scheduler)
         for name, scaler in self.scalers.items():
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])
@@ -324,6 +326,18 @@ class Trainer:
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         logger.info("resumed from %s at step %d", folder, self.step)
+
+    def _follow_config_schedule(self, scheduler: torch.optim.lr_scheduler.MultiStepLR) -> None:
+        """After a resume the config's milestones and gamma hold (a saved scheduler would keep the old
+        ones): each group's rate becomes initial_lr * gamma ** (milestones passed), so a run can be
+        resumed with a new piece-wise schedule, including milestones already behind it."""
+        t = self.cfg.train
+        scheduler.milestones = collections.Counter(t.lr_milestones)
+        scheduler.gamma = t.lr_gamma
+        passed = sum(1 for milestone in t.lr_milestones if milestone <= scheduler.last_epoch)
+        for group in scheduler.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * t.lr_gamma**passed
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
     # ------------------------------------------------------------------ the run
     def _log_csv(self, name: str, row: dict[str, float]) -> None:

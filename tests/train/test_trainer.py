@@ -39,6 +39,19 @@ def test_piecewise_decay(make_trainer):
     assert lrs == pytest.approx([2e-3, 1e-3, 1e-3, 5e-4, 5e-4])
 
 
+def test_resume_follows_the_configs_schedule(make_trainer, tmp_path):
+    trainer = make_trainer(out_dir=tmp_path / "s", checkpoint_every=3, lr_milestones=(100,))
+    trainer.fit(max_steps=3, progress=False)
+    resumed = make_trainer(out_dir=tmp_path / "s", resume=True, lr_milestones=(2, 4), lr_gamma=0.5)
+    initial = {g["name"]: g["initial_lr"] for opt in resumed.optimizers.values() for g in opt.param_groups}
+    assert initial["codec"] == 2e-3 and initial["prior"] == 2e-4
+    for expected_factor in (0.5, 0.25):  # milestone 2 is behind the resumed run (step 3); 4 comes next
+        for optimizer in resumed.optimizers.values():
+            for group in optimizer.param_groups:
+                assert group["lr"] == pytest.approx(initial[group["name"]] * expected_factor), group["name"]
+        resumed.train_step(fixed_batch())
+
+
 def test_every_loss_term_active_and_loss_goes_down(make_trainer):
     from poseface.losses.arcface import ARCFACE_KINDS
     from poseface.losses.arcface import load_identity_encoder
