@@ -1,6 +1,10 @@
 """Seconds per training iteration and peak memory, for the small preset and paper-512, on this CPU.
 
-    python benchmarks/train_step.py [--configs configs/small-128.yaml,configs/paper-512.yaml] [--steps 3]
+    python benchmarks/train_step.py [--rows configs/small-128.yaml:4,configs/paper-512.yaml:1] [--steps 3]
+
+GFLOP / iteration counts the multiply-adds (x2) of one step's forward and backward passes with
+torch's FlopCounterMode (convolutions and matrix products): divided by a GPU's sustained rate it
+gives the expected GPU time of a run (README, "Training paper-512").
 
 Each row runs in its own process (so the peak RSS is its own) with random weights everywhere,
 synthetic faces, and every loss term on (VGG19 and ArcFace with random weights, R1 every step
@@ -48,6 +52,7 @@ class SyntheticFaces:
 
 def measure(config_path: str, batch: int, steps: int, threads: int, amp: str) -> dict:
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from poseface.config import load_config
     from poseface.losses.arcface import load_identity_encoder
@@ -79,7 +84,10 @@ def measure(config_path: str, batch: int, steps: int, threads: int, amp: str) ->
         start = time.perf_counter()
         trainer.train_step(batch_dict)
         r1_seconds = time.perf_counter() - start
-    return {"seconds": statistics.median(times), "r1_seconds": r1_seconds,
+        trainer.step = 1
+        with FlopCounterMode(display=False) as counter:  # forward + backward of every network, one non-R1 step
+            trainer.train_step(batch_dict)
+    return {"seconds": statistics.median(times), "r1_seconds": r1_seconds, "gflop": counter.get_total_flops() / 1e9,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -97,8 +105,8 @@ def main() -> None:
         print(json.dumps(measure(config, int(batch), args.steps, args.threads, args.amp)))
         return
     print(f"{args.threads} threads, amp {args.amp}, median of {args.steps} steps after one warm-up; all loss terms on")
-    print("| config | batch | s / iteration | s / iteration with R1 | peak RSS MB |")
-    print("|---|---|---|---|---|")
+    print("| config | batch | s / iteration | s / iteration with R1 | GFLOP / iteration | GFLOP/s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     for row in args.rows.split(","):
         out = subprocess.run([sys.executable, __file__, "--row", row, "--steps", str(args.steps), "--threads", str(args.threads),
                               "--amp", args.amp], capture_output=True, text=True, cwd=REPO)
@@ -107,7 +115,8 @@ def main() -> None:
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         config, batch = row.rsplit(":", 1)
-        print(f"| {config} | {batch} | {r['seconds']:.2f} | {r['r1_seconds']:.2f} | {r['peak_rss_mb']:.0f} |")
+        print(f"| {config} | {batch} | {r['seconds']:.2f} | {r['r1_seconds']:.2f} | {r['gflop']:.0f} | {r['gflop'] / r['seconds']:.0f} "
+              f"| {r['peak_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":
