@@ -75,7 +75,9 @@ class GeneratorLoss(nn.Module):
         has_boxes: torch.Tensor | None = None,
         d_global: nn.Module | None = None,
         d_locals: Mapping[str, nn.Module] | None = None,
+        adversarial: bool = True,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`adversarial=False` leaves out both adversarial terms (the trainer's `train.adversarial_start`)."""
         cfg = self.cfg
         weighted: list[torch.Tensor] = []
         terms: dict[str, torch.Tensor] = {}
@@ -84,11 +86,11 @@ class GeneratorLoss(nn.Module):
             terms[name] = value.detach()
             weighted.append(weight * value)
 
-        if cfg.global_adv > 0:
+        if cfg.global_adv > 0 and adversarial:
             if d_global is None:
                 raise ValueError("GeneratorLoss: pass d_global or set losses.global_adv: 0")
             add("adv_global", cfg.global_adv, generator_adversarial_loss(logits_of(d_global, restored)))
-        if cfg.local_adv > 0:
+        if cfg.local_adv > 0 and adversarial:
             if boxes is None or not d_locals:
                 raise ValueError("GeneratorLoss: pass boxes and d_locals or set losses.local_adv: 0")
             mask = has_boxes if has_boxes is not None else torch.ones(len(restored), dtype=torch.bool)

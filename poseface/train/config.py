@@ -43,6 +43,13 @@ class TrainConfig:
     local_d_channels: int = 64
     ema: bool = True
     ema_decay: float = 0.5 ** (32 / 10_000)  # GPEN/GFPGAN half-life of 10k images at batch 32
+    # decay min(ema_decay, (1 + t) / (10 + t)) at update t: early in a run the average follows the model
+    # instead of holding on to the random initialisation (0.995 ** 100 = 0.61 of it after 100 steps)
+    ema_warmup: bool = True
+    # generator adversarial terms and discriminator updates start at this step. 0 = from the first step
+    # (the paper: it fine-tunes GPEN). From scratch, a PSNR-oriented start (ESRGAN's practice) lets the
+    # L1 terms shape the network before the discriminators' early, near-random gradients join in.
+    adversarial_start: int = 0
     amp: str = "none"  # none | bf16 | fp16 autocast
     grad_clip: float = 0.0  # 0 = off
     max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
@@ -59,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.batch_size < 1 or self.iterations < 1:
             raise ValueError("batch_size and iterations must be >= 1")
+        if self.adversarial_start < 0:
+            raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
         if not 0 <= self.ema_decay < 1 or math.isnan(self.ema_decay):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

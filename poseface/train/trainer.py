@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import logging
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader
 from poseface.config import to_dict
 from poseface.data.dataset import FaceDataset, worker_init
 from poseface.errors import PoseFaceError
+from poseface.imageio import atomic_write
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
 from poseface.models.checkpoint import save_model
 from poseface.models.discriminator import build_discriminators, freeze_d
@@ -115,7 +117,7 @@ class Trainer:
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=amp_fp16) for name in ("g", "d")}
         for module in (self.model, self.d_global, self.d_locals):
             broadcast_module(module, self.process.world_size)
-        self.ema = EMA(self.model, t.ema_decay) if t.ema else None
+        self.ema = EMA(self.model, t.ema_decay, t.ema_warmup) if t.ema else None
 
         self.step = 0
         self.bad_steps = 0
@@ -219,19 +221,21 @@ class Trainer:
         d_locals = self.d_locals if self.use_local_d else None
         d_global = self.d_global if self.use_global_d else None
 
+        adversarial = self.step >= self.cfg.train.adversarial_start
         self._set_d_trainable(False)
         with self.autocast():
             restored, rgbs = self.model(lq, return_rgbs=True)
-            g_total, g_terms = self.g_loss(restored.float(), gt, [r.float() for r in rgbs], boxes, has_boxes, d_global, d_locals)
+            g_total, g_terms = self.g_loss(restored.float(), gt, [r.float() for r in rgbs], boxes, has_boxes, d_global, d_locals,
+                                           adversarial=adversarial)
         if all_reduce_flag(bool(nonfinite_terms(g_terms)), self.process.world_size):
             self._skip(g_terms, "generator")
             return None
         self._apply("g", [self.opt_g], g_total)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.step)
 
         terms = {name: float(value) for name, value in g_terms.items()}
-        if self.opt_d or self.opt_local:
+        if (self.opt_d or self.opt_local) and adversarial:
             self._set_d_trainable(True)
             with self.autocast():
                 d_total, d_terms = self.d_loss(restored.detach().float(), gt, boxes, has_boxes, d_global, d_locals, step=self.step)
@@ -240,8 +244,11 @@ class Trainer:
                 return None
             self._apply("d", [opt for opt in (self.opt_d, self.opt_local) if opt], d_total)
             terms.update({f"d_{k.removeprefix('d_')}" if k != "total" else "d_total": float(v) for k, v in d_terms.items()})
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():
+            # before `adversarial_start` the discriminators' schedules advance without optimiser steps
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         self.bad_steps = 0
         return terms
 
@@ -341,15 +348,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def _log_csv(self, name: str, row: dict[str, float]) -> None:
-        """Append a row; the columns are fixed by the first row (a term missing later is left empty)."""
+        """Append a row. A term that appears later (R1, the adversarial terms after `adversarial_start`)
+        widens the header: the file is rewritten once with the new column, earlier rows left empty there."""
         path = self.out_dir / name
+        rows: list[dict[str, str]] = []
+        fieldnames: list[str] = []
         if path.is_file():
             with open(path, newline="") as handle:
-                fieldnames = next(csv.reader(handle), list(row))
-        else:
-            fieldnames = list(row)
-            if name == "train_log.csv" and self.cfg.losses.r1_gamma > 0 and "d_r1" not in fieldnames:
-                fieldnames.append("d_r1")  # R1 runs every r1_every steps only
+                fieldnames = next(csv.reader(handle), [])
+        new = [key for key in row if key not in fieldnames]
+        if new and fieldnames:
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            fieldnames += new
+
+            def rewrite(tmp: str) -> None:
+                with open(tmp, "w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
+                    writer.writeheader()
+                    writer.writerows(rows)
+
+            atomic_write(path, rewrite)
+        elif new:
+            fieldnames = new
         with open(path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="", extrasaction="ignore")
             if handle.tell() == 0:

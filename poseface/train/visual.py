@@ -71,7 +71,8 @@ def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
         y = smooth(train[name])
         axes[1].plot(steps[len(steps) - len(y):], y, label=name)
     axes[1].set_title("discriminator losses")
-    axes[1].legend(fontsize=7)
+    if d_names:
+        axes[1].legend(fontsize=7)
     if val.get("step"):
         axes[2].plot(val["step"], val["psnr"], "o-", label="restored PSNR")
         axes[2].plot(val["step"], val["psnr_input"], "--", label="degraded input PSNR")

@@ -52,6 +52,35 @@ def test_resume_follows_the_configs_schedule(make_trainer, tmp_path):
         resumed.train_step(fixed_batch())
 
 
+def test_ema_warmup_follows_the_model_early():
+    from poseface.train.ema import EMA
+
+    model = torch.nn.Linear(2, 2, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.995, warmup=True)
+    assert [ema.decay_at(t) for t in (0, 10, 10_000)] == pytest.approx([0.1, 11 / 20, 0.995])
+    assert EMA(model, 0.995).decay_at(0) == 0.995
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)
+    assert torch.allclose(ema.model.weight, torch.full((2, 2), 0.9))  # 0.1 * 0 + 0.9 * 1
+
+
+def test_adversarial_terms_and_discriminators_start_at_adversarial_start(make_trainer, tmp_path):
+    trainer = make_trainer(out_dir=tmp_path / "adv", adversarial_start=2, log_every=1)
+    d_before = [p.detach().clone() for p in trainer.d_locals.parameters()]
+    trainer.fit(max_steps=2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
+    trainer.fit(max_steps=1, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
+    from poseface.train.visual import read_csv
+
+    log = read_csv(tmp_path / "adv" / "train_log.csv")
+    assert log["step"] == [1, 2, 3]
+    assert all(math.isnan(v) for v in log["adv_global"][:2]) and math.isfinite(log["adv_global"][2])
+    assert all(math.isnan(v) for v in log["d_total"][:2]) and math.isfinite(log["l1"][0])
+
+
 def test_every_loss_term_active_and_loss_goes_down(make_trainer):
     from poseface.losses.arcface import ARCFACE_KINDS
     from poseface.losses.arcface import load_identity_encoder
