@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from poseface.data.visualize import contact_sheet
+from poseface.errors import PoseFaceError
 from poseface.imageio import write_image
 
 
@@ -88,6 +89,41 @@ def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
         axis.set_xlabel("step")
     figure.tight_layout()
     path = path or out_dir / "curves.png"
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def compare_validation(runs: dict[str, Path], path: Path, title: str = "") -> Path:
+    """Validation PSNR and SSIM against steps for several runs (e.g. ablations) in one PNG, with the
+    degraded input's values as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    input_drawn = False
+    for label, run in runs.items():
+        val = read_csv(Path(run) / "val_log.csv")
+        if not val.get("step"):
+            raise PoseFaceError(f"{run}: no val_log.csv with rows; is it a `poseface train` output folder?")
+        axes[0].plot(val["step"], val["psnr"], "o-", markersize=3, label=label)
+        axes[1].plot(val["step"], val["ssim"], "o-", markersize=3, label=label)
+        if not input_drawn:
+            axes[0].axhline(val["psnr_input"][0], color="grey", linestyle="--", label="degraded input")
+            axes[1].axhline(val["ssim_input"][0], color="grey", linestyle="--", label="degraded input")
+            input_drawn = True
+    for axis, name in zip(axes, ("PSNR (dB)", "SSIM")):
+        axis.set_xlabel("step")
+        axis.set_ylabel(name)
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path

@@ -203,3 +203,19 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     config.write_text("data:\n  source: ''\ntrain:\n  device: cpu\n")
     assert main(["train", str(config), "--set", f"train.out_dir={tmp_path / 'x'}"]) == 2
     assert "data.source is empty" in capsys.readouterr().err
+
+
+def test_compare_validation_draws_every_run_and_rejects_a_non_run(tmp_path):
+    from poseface.imageio import read_rgb
+    from poseface.train.visual import compare_validation
+
+    for name, offset in (("a", 0.0), ("b", 1.0)):
+        run = tmp_path / name
+        run.mkdir()
+        rows = "\n".join(f"{s},{20 + offset + s / 100},{0.6 + s / 1000},22.0,0.65" for s in (100, 200, 300))
+        (run / "val_log.csv").write_text("step,psnr,ssim,psnr_input,ssim_input\n" + rows + "\n")
+    out = compare_validation({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "cmp.png", "ablations")
+    assert read_rgb(out).shape[2] == 3
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PoseFaceError, match="no val_log.csv with rows"):
+        compare_validation({"x": tmp_path / "empty"}, tmp_path / "x.png")
