@@ -11,7 +11,7 @@ from poseface.models.restorer import PoseFaceNet
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "poseface-small-utkface.safetensors"
 # sha256 of the file above, as released; `poseface export --half` prints it for a new model
-BUNDLED_SHA256 = ""
+BUNDLED_SHA256 = "c44d1b24638938781edc9fb03746e9bbcb4dc77694bf7349117272f3ba623675"
 
 
 def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path:

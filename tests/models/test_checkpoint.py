@@ -146,3 +146,14 @@ def test_bundled_weights_are_verified(tmp_path):
         bundled_weights(path, digest)
     with pytest.raises(PoseFaceError, match="bundled model is missing from this installation"):
         bundled_weights(tmp_path / "absent.safetensors", digest)
+
+
+def test_shipped_bundled_model_matches_its_released_checksum_and_template():
+    from poseface.models import BUNDLED_SHA256, BUNDLED_WEIGHTS, bundled_weights
+
+    if not BUNDLED_WEIGHTS.is_file():
+        pytest.skip("no bundled model in this checkout")
+    assert len(BUNDLED_SHA256) == 64, "a shipped model needs its sha256 in poseface.models.BUNDLED_SHA256"
+    model = load_model(bundled_weights())
+    template = model.config.template()
+    assert model.config.size == 128 and abs((template[1][0] - template[0][0]) - 49.6) < 0.5  # UTKFace crops' eye distance
