@@ -7,6 +7,12 @@ import logging
 import sys
 
 
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """--split / --val-fraction: the held-out (or training) faces of `poseface train` (degrade, evaluate)."""
+    parser.add_argument("--split", choices=("val", "train"), help="only the held-out (or training) split of `poseface train`")
+    parser.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
+
+
 def register(subparsers) -> None:
     sub = subparsers.add_parser(
         "degrade",
@@ -22,8 +28,7 @@ def register(subparsers) -> None:
     sub.add_argument("--sr", type=int, default=None, metavar="K", help="super-resolution inputs instead: bicubic xK down-sampling only (paper Table 2: 4)")
     sub.add_argument("--size", type=int, default=None, help="resize HQ faces to SIZE x SIZE first (default: keep each image's size)")
     sub.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name)")
-    sub.add_argument("--split", choices=("val", "train"), help="only the validation (or training) split of `poseface train`")
-    sub.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
+    add_split_arguments(sub)
     sub.set_defaults(func=run_degrade)
 
     sub = subparsers.add_parser(

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from poseface.data.cli import add_split_arguments
 from poseface.errors import PoseFaceError
 from poseface.metrics.suite import ALL_METRICS, MetricOptions, build_metrics, parse_metric_names
 
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--sr", type=int, default=None, metavar="K", help="model mode: bicubic xK down-sampling instead (paper Table 2: 4)")
     sub.add_argument("--size", type=int, default=None, help="model mode: evaluation size (default: the first model's size, else the HQ size)")
     sub.add_argument("--limit", type=int, default=None, help="model mode: only the first N HQ faces")
-    sub.add_argument("--split", choices=("val", "train"), help="model mode: only the held-out (or training) split of `poseface train`")
-    sub.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
+    add_split_arguments(sub)
     sub.add_argument("--baselines", default="input,bicubic,gt", help="model mode rows without a model: input,bicubic,gt (default all; '' for none)")
     sub.add_argument("--work-dir", help="model mode: folder for the test set and restored faces (default: REPORT_files beside the report)")
     sub.add_argument("--grid-rows", type=int, default=6, help="faces in the comparison grid PNG (default 6)")

@@ -32,3 +32,14 @@ def test_landmarks_command_reports_counts(image_folder, tmp_path, capsys):
     assert "2 faces" in captured and "1 without a face" in captured and "2 unreadable" in captured
     assert main(["landmarks", str(image_folder), "-o", str(out)]) == 0
     assert "5 already done" in capsys.readouterr().out
+
+
+def test_degrade_split_option_keeps_the_held_out_faces(image_folder, tmp_path, capsys):
+    from poseface.data.dataset import in_validation_split
+
+    out = tmp_path / "val"
+    assert main(["degrade", str(image_folder), "-o", str(out), "--seed", "0", "--size", "32", "--split", "val", "--val-fraction", "0.9"]) == 0
+    names = {"face.png", "face_flipped.jpg", "sub/grey.png"}
+    expected = {n.replace("/", "__").rsplit(".", 1)[0] for n in names if in_validation_split(n, 0.9)}
+    assert expected and {p.stem for p in (out / "gt").iterdir()} == expected
+    assert json.loads((out / "params.json").read_text())["settings"]["val_fraction"] == 0.9
