@@ -45,12 +45,13 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, spec: WeightsSpec) -> None:
+def verify(path: Path, spec: WeightsSpec, fix: str | None = None) -> None:
+    """One-line error unless `path` hashes to `spec.sha256`; `fix` replaces the default remedy (download again)."""
     actual = sha256_of(path)
     if not actual.startswith(spec.sha256.lower()):
+        remedy = fix or f"the file is corrupt or a different release: delete it and download {spec.url} again"
         raise PoseFaceError(
-            f"{path}: checksum mismatch for {spec.what} (sha256 {actual[:16]}..., expected {spec.sha256[:16]}...); "
-            f"the file is corrupt or a different release: delete it and download {spec.url} again"
+            f"{path}: checksum mismatch for {spec.what} (sha256 {actual[:16]}..., expected {spec.sha256[:16]}...); {remedy}"
         )
 
 

@@ -17,17 +17,14 @@ BUNDLED_SHA256 = "c44d1b24638938781edc9fb03746e9bbcb4dc77694bf7349117272f3ba6236
 def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path:
     """The default model shipped with the package (a small CPU-trained demonstration model), checksum verified."""
     from poseface.errors import PoseFaceError
-    from poseface.weights import sha256_of
+    from poseface.weights import WeightsSpec, verify
 
     path = BUNDLED_WEIGHTS if path is None else Path(path)
-    expected = BUNDLED_SHA256 if sha256 is None else sha256
     if not path.is_file():
         raise PoseFaceError(f"{path}: the bundled model is missing from this installation; reinstall poseface or pass --weights FILE "
                             "(a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)")
-    actual = sha256_of(path)
-    if expected and actual != expected:
-        raise PoseFaceError(f"{path}: checksum mismatch (sha256 {actual[:16]}..., released {expected[:16]}...); the bundled model is "
-                            "damaged or was replaced: reinstall poseface (git checkout the file) or pass --weights FILE")
+    spec = WeightsSpec(path.name, url="", sha256=BUNDLED_SHA256 if sha256 is None else sha256, what="the bundled model")
+    verify(path, spec, fix="the bundled model is damaged or was replaced: reinstall poseface (git checkout the file) or pass --weights FILE")
     return path
 
 
