@@ -21,7 +21,7 @@ class EMA:
         return min(self.decay, (1.0 + step) / (10.0 + step)) if self.warmup else self.decay
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int = 0) -> None:
+    def update(self, model: nn.Module, step: int) -> None:
         """ema <- decay * ema + (1 - decay) * current, for parameters; buffers are copied."""
         decay = self.decay_at(step)
         for ema_param, param in zip(self.model.parameters(), model.parameters()):
