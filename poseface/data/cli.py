@@ -44,6 +44,20 @@ def register(subparsers) -> None:
     sub.add_argument("--limit", type=int, default=None, help="process only the first N images (sorted by name)")
     sub.set_defaults(func=run_landmarks)
 
+    sub = subparsers.add_parser(
+        "curate",
+        help="rank HQ training faces by sharpness and keep the best (data.keep_list)",
+        description="Score every training-split face (normalised Laplacian energy at the model size; the validation "
+        "split is left out) and write OUT (JSON: ranking and kept names) and OUT's .png contact sheet of kept and "
+        "dropped faces. Train on the kept faces with --set data.keep_list=OUT.",
+    )
+    sub.add_argument("data", help="folder of HQ face images, or a .tar of them")
+    sub.add_argument("-o", "--out", required=True, help="keep list JSON to write (e.g. keep.json; refused if it exists)")
+    sub.add_argument("--size", type=int, default=128, help="the model size the faces are scored at (default 128)")
+    sub.add_argument("--keep-fraction", type=float, default=0.5, help="share of the training faces to keep (default 0.5)")
+    sub.add_argument("--val-fraction", type=float, default=0.02, help="the run's data.val_fraction (default 0.02)")
+    sub.set_defaults(func=run_curate)
+
 
 class _TqdmHandler(logging.Handler):
     """Log lines printed above the progress bar instead of through it."""
@@ -84,4 +98,26 @@ def run_landmarks(args: argparse.Namespace) -> int:
         f"{counts['full_crop']} full_crop), {counts['no_face']} without a face, {counts['unreadable']} unreadable, "
         f"{counts['already_done']} already done"
     )
+    return 0
+
+
+def run_curate(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from poseface.data.curate import curate_source, kept_dropped_sheet
+    from poseface.errors import PoseFaceError
+    from poseface.imageio import atomic_write, write_image
+
+    out = Path(args.out)
+    sheet_path = out.with_suffix(".png")
+    for path in (out, sheet_path):
+        if path.exists():
+            raise PoseFaceError(f"{path}: already exists; choose another -o or remove it")
+    _log_to_stderr()
+    ranking = curate_source(args.data, args.size, args.keep_fraction, args.val_fraction)
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(ranking.to_json(), indent=0)))
+    write_image(sheet_path, kept_dropped_sheet(args.data, ranking))
+    print(f"{out}: kept {ranking.keep} of {len(ranking.names)} training faces (sharpness >= {ranking.scores[ranking.keep - 1]:.4f}); "
+          f"contact sheet {sheet_path}")
     return 0

@@ -9,6 +9,9 @@ new degradations. Item:
      "boxes": (3, 4) float32 [left_eye, right_eye, mouth] x1 y1 x2 y2 in S pixels (zeros if unknown),
      "has_boxes": bool tensor, "name": source name}
 
+`degradation_mix={"mild": 0.25, "near_clean": 0.1}` degrades that share of the items with those presets
+(and the rest with `degradation`); `keep_names` (from `poseface curate`) keeps only those training faces.
+
 Faces without landmarks (not in the cache, or recorded as "no_face") still train; they just get no
 local eye/mouth loss (`has_boxes` False). Their number is logged when the data set is built.
 `landmark_methods=("hog", "hog_upsampled", "hog_padded")` ignores the less reliable "full_crop" fits.
@@ -44,6 +47,16 @@ def worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
+def degradation_mixture(main: DegradationConfig, extras: dict[str, float]) -> list[tuple[str, DegradationConfig, float]]:
+    """[(name, config, probability)]: each extra preset with its share, the main degradation with the rest."""
+    shares = {str(name): float(share) for name, share in extras.items()}
+    if any(not 0.0 <= share <= 1.0 for share in shares.values()) or sum(shares.values()) > 1.0:
+        raise PoseFaceError(f"degradation_mix {shares}: shares must be in [0, 1] and add up to at most 1")
+    mixture = [("main", main, 1.0 - sum(shares.values()))]
+    mixture += [(name, preset(name), share) for name, share in shares.items() if share > 0]
+    return [entry for entry in mixture if entry[2] > 0] or mixture[:1]
+
+
 def in_validation_split(name: str, val_fraction: float) -> bool:
     """Deterministic split: the first 8 bytes of sha256(file name) as a fraction in [0, 1)."""
     value = int.from_bytes(hashlib.sha256(name.rsplit("/", 1)[-1].encode("utf-8")).digest()[:8], "little") / 2.0**64
@@ -62,6 +75,8 @@ class FaceDataset(Dataset):
         val_fraction: float = 0.02,
         augment_flip: bool = True,
         landmark_methods: tuple[str, ...] | None = None,
+        keep_names: set[str] | None = None,
+        degradation_mix: dict[str, float] | None = None,
     ):
         if split not in SPLITS:
             raise PoseFaceError(f"split {split!r}: use one of {', '.join(SPLITS)}")
@@ -70,6 +85,7 @@ class FaceDataset(Dataset):
         self.source = open_source(source)
         self.size = int(size)
         self.degradation = preset(degradation) if isinstance(degradation, str) else degradation
+        self.mixture = degradation_mixture(self.degradation, degradation_mix or {})
         self.seed = int(seed)
         self.epoch = 0
         self.augment_flip = augment_flip
@@ -79,6 +95,9 @@ class FaceDataset(Dataset):
         else:
             want_val = split == "val"
             self.indices = [i for i, n in enumerate(self.source.names) if in_validation_split(n, val_fraction) == want_val]
+        if keep_names is not None and split == "train":
+            self.indices = [i for i in self.indices if self.source.names[i] in keep_names]
+            logger.info("curated: %d training faces kept of %s by the keep list", len(self.indices), self.source.root)
         if not self.indices:
             raise PoseFaceError(f"{self.source.root}: the {split!r} split is empty (val_fraction {val_fraction}); use more images or another val_fraction")
 
@@ -134,8 +153,14 @@ class FaceDataset(Dataset):
         flip = bool(rng.random() < self.degradation.hflip_prob) and self.augment_flip
         if flip:
             gt = np.ascontiguousarray(gt[:, ::-1])
-        lq, params = degrade(gt, self.degradation, rng)
+        config, params_preset = self.degradation, None
+        if len(self.mixture) > 1:  # one extra draw, only for mixtures: single-preset items stay as they were
+            choice = int(rng.choice(len(self.mixture), p=[weight for _, _, weight in self.mixture]))
+            params_preset, config, _ = self.mixture[choice]
+        lq, params = degrade(gt, config, rng)
         params["hflip"] = flip
+        if params_preset is not None:
+            params["preset"] = params_preset
         entry = self.landmarks.get(name)
         if entry is not None and tuple(entry["size"]) != (image.shape[1], image.shape[0]):
             if name not in self._size_mismatch_warned:

@@ -47,7 +47,7 @@ INTERPOLATIONS = {
     "area": cv2.INTER_AREA,
     "lanczos": cv2.INTER_LANCZOS4,
 }
-PRESETS = ("paper", "mild", "severe")
+PRESETS = ("paper", "mild", "severe", "near_clean")
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "degradation"
 
 
@@ -136,6 +136,14 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "downsample_range": [4.0, 8.0],
         "noise_range": [10.0, 25.0],
         "jpeg_range": [5, 20],
+    },
+    "near_clean": {
+        "kernel_probs": [0.7, 0.3, 0.0],
+        "blur_sigma": [0.1, 1.0],
+        "motion_length": [1.0, 3.0],
+        "downsample_range": [1.0, 1.25],
+        "noise_range": [0.0, 2.0],
+        "jpeg_range": [80, 100],
     },
 }
 

@@ -18,6 +18,10 @@ class DataConfig:
     landmarks: str | None = None  # JSON from `poseface landmarks` (eye/mouth boxes); None: no local losses
     landmark_methods: tuple[str, ...] | None = None  # keep only landmarks found this way (None: all)
     degradation: DegradationConfig = field(default_factory=DegradationConfig)  # eq. 17, paper defaults
+    # share of training items degraded with other presets instead, e.g. {mild: 0.25, near_clean: 0.1}:
+    # real photos range from almost clean to ruined, and a clean face should come back unchanged
+    degradation_mix: dict[str, float] = field(default_factory=dict)
+    keep_list: str | None = None  # JSON from `poseface curate`: train only on the sharpest faces (val split untouched)
     val_fraction: float = 0.02  # deterministic hold-out by file-name hash
     val_images: int = 16  # the fixed validation batch (images and PSNR/SSIM)
     num_workers: int = 2
@@ -58,6 +62,7 @@ class TrainConfig:
     val_every: int = 500
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    init_weights: str | None = None  # a PoseFace .safetensors (or "bundled") to fine-tune: the whole restorer
     init_gpen: str | None = None  # GPEN generator .pth -> encoder + prior
     init_gpen_d: str | None = None  # GPEN discriminator .pth -> global D
 

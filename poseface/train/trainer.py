@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from poseface.config import to_dict
+from poseface.data.curate import load_keep_list
 from poseface.data.dataset import FaceDataset, worker_init
 from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write
@@ -46,6 +47,19 @@ logger = logging.getLogger("poseface.train")
 def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]) -> torch.optim.Adam | None:
     param_groups = [{"params": params, "lr": lr, "name": name} for name, params, lr in groups if params]
     return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
+
+
+def init_from_weights(model: PoseFaceNet, path: str) -> None:
+    """Start from a trained PoseFace model (e.g. the bundled one): same architecture required, fp16 files are fine."""
+    from poseface.models import bundled_weights
+    from poseface.models.checkpoint import load_model
+
+    source = load_model(bundled_weights() if path == "bundled" else path)
+    try:
+        model.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+    except RuntimeError:
+        raise PoseFaceError(f"{path}: its architecture differs from this config's model section; train with the model's own config") from None
+    logger.info("initialised the restorer from %s", path)
 
 
 def init_from_gpen(model: PoseFaceNet, path: str) -> None:
@@ -84,6 +98,8 @@ class Trainer:
         self.model = PoseFaceNet(cfg.model).to(self.device)
         if t.init_gpen:
             init_from_gpen(self.model, t.init_gpen)
+        if t.init_weights:
+            init_from_weights(self.model, t.init_weights)
         self.d_global, self.d_locals = build_discriminators(cfg.model, t.local_d_channels)
         if t.init_gpen_d:
             gpen_d, _ = load_gpen_discriminator(t.init_gpen_d, cfg.model.stddev_group)
@@ -155,8 +171,10 @@ class Trainer:
         d = self.cfg.data
         if not d.source:
             raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
+        keep = load_keep_list(d.keep_list) if d.keep_list and split == "train" else None
         return FaceDataset(d.source, self.cfg.model.size, d.degradation, landmarks=d.landmarks, seed=self.cfg.train.seed,
-                           split=split, val_fraction=d.val_fraction, landmark_methods=d.landmark_methods)
+                           split=split, val_fraction=d.val_fraction, landmark_methods=d.landmark_methods,
+                           keep_names=keep, degradation_mix=d.degradation_mix if split == "train" else None)
 
     def _val_batch(self) -> dict[str, torch.Tensor]:
         count = min(self.cfg.data.val_images, len(self.val_set))
