@@ -77,6 +77,8 @@ def antialiased(face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 class PasteFace:
     face: np.ndarray  # (S, S, 3) float32, the face to paste, in the output's value range
     matrix: np.ndarray  # 2x3, input-image pixels -> crop pixels (as returned by align_face)
+    base: np.ndarray | None = None  # the crop the network saw; with detail_share > 0 the photo keeps its own
+    detail_share: float = 0.0  # fine detail above the crop's resolution: face + share (photo - warped base)
 
 
 def upscale_matrix(matrix: np.ndarray, scale_x: float, scale_y: float | None = None) -> np.ndarray:
@@ -130,11 +132,15 @@ def paste_faces(background: np.ndarray, faces: list[PasteFace], mask: np.ndarray
         x0, y0, x1, y1 = region
         shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], dtype=np.float64)
         local = np.asarray(face.matrix) @ shift  # region pixels -> crop pixels
-        stacked = np.concatenate([face.face.astype(np.float32), mask[..., None]], axis=2)
-        warped = warp_affine(stacked, invert_affine(local), y1 - y0, x1 - x0, border="zeros")
+        keep_detail = face.base is not None and face.detail_share > 0
+        layers = [face.face.astype(np.float32), mask[..., None]] + ([face.base.astype(np.float32)] if keep_detail else [])
+        warped = warp_affine(np.concatenate(layers, axis=2), invert_affine(local), y1 - y0, x1 - x0, border="zeros")
         alpha = np.clip(warped[..., 3:4], 0.0, 1.0)
-        pixels = np.clip(warped[..., :3], 0.0, max_value)
         current = background[y0:y1, x0:x1].astype(np.float32)
+        pixels = warped[..., :3]
+        if keep_detail:  # the photo's detail finer than the crop holds (faces larger than the model size)
+            pixels = pixels + face.detail_share * (current - warped[..., 4:7])
+        pixels = np.clip(pixels, 0.0, max_value)
         blended = current + alpha * (pixels - current)
         if np.issubdtype(background.dtype, np.integer):
             changed = alpha[..., 0] > 0

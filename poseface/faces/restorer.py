@@ -26,6 +26,7 @@ import torch
 
 from poseface.errors import PoseFaceError
 from poseface.faces.align import align_face
+from poseface.faces.detail import detail_share, keep_input_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
 
@@ -162,6 +163,7 @@ class Restorer:
         only_center_face: bool = False,
         aligned: bool = False,
         antialias: bool = False,
+        keep_detail: bool = True,
     ):
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
@@ -184,6 +186,7 @@ class Restorer:
         self.only_center_face = only_center_face
         self.aligned = aligned
         self.antialias = antialias  # prefilter faces shrunk into the output (see paste.antialiased)
+        self.keep_detail = keep_detail  # never blurrier than the input (see faces/detail.py)
         if model is None:
             model = load_restoration_model(weights, self.device)
         config = getattr(model, "config", None)
@@ -294,7 +297,7 @@ class Restorer:
         restored = self.restore_faces(np.stack([f.crop for f in all_faces])) if all_faces else []
         network_seconds = time.perf_counter() - start
         for face, out in zip(all_faces, restored):
-            face.restored = out
+            face.restored = keep_input_detail(face.crop, out) if self.keep_detail else out
         for key, prepared in pending:
             if all_faces:
                 prepared.timings["network"] = network_seconds * len(prepared.faces) / len(all_faces)
@@ -322,6 +325,10 @@ class Restorer:
             face = prepared.faces[0]
             full = self._face_to_paste(face, prepared.crops_full[0], prepared.max_value)
             color = _resize(np.clip(full, 0, prepared.max_value), out_w, out_h)
+            share = detail_share(face.matrix) if self.keep_detail else 0.0
+            if share > 0:  # a crop larger than the model size keeps its own fine detail (faces/detail.py)
+                own = _resize(prepared.color.astype(np.float32), out_w, out_h)
+                color = color + share * (own - _resize(prepared.crops_full[0], out_w, out_h))
             color = np.clip(np.rint(color), 0, prepared.max_value).astype(prepared.color.dtype)
         else:
             color = _resize(prepared.color, out_w, out_h)
@@ -329,6 +336,7 @@ class Restorer:
             for face, crop in zip(prepared.faces, prepared.crops_full):
                 matrix = upscale_matrix(face.matrix, out_w / width, out_h / height)
                 pixels = self._face_to_paste(face, crop, prepared.max_value)
-                paste.append(PasteFace(antialiased(pixels, matrix) if self.antialias else pixels, matrix))
+                share = detail_share(matrix) if self.keep_detail else 0.0
+                paste.append(PasteFace(antialiased(pixels, matrix) if self.antialias else pixels, matrix, crop, share))
             paste_faces(color, paste, self.mask, prepared.max_value)
         return merge_layout(color, alpha, prepared.grey, prepared.squeeze)
