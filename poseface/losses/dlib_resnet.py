@@ -303,3 +303,88 @@ def load_dlib_resnet(path: str | Path | None = None) -> DlibFaceResNet:
 def chips_to_tensor(chips: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB chips -> float (N, 3, H, W) in 0..255 (the net's pixel range)."""
     return torch.from_numpy(np.ascontiguousarray(chips)).to(device).permute(0, 3, 1, 2).float()
+
+
+# ----------------------------------------------------------------------------------------------
+# loss inputs: generator crops in [-1, 1]
+
+# Where dlib.get_face_chip(size=150, padding=0.25) puts the eye centres (mean of the 68-point eye
+# contours, measured on skimage's astronaut): x 46.5 and 100.3, y 45.9; 53.8 px apart.
+CHIP_EYES = ((46.5, 45.9), (100.3, 46.0))
+
+
+def chip_grid(eyes: tuple[tuple[float, float], tuple[float, float]], size: int, batch: int,
+              device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Sampling grid mapping the 150 px chip onto a `size` px crop whose eye centres are `eyes` (fractions of `size`).
+
+    A similarity transform (scale, rotation, shift) taking CHIP_EYES to `eyes`, in grid_sample's
+    normalised coordinates (align_corners=False: pixel centre i at (2i + 1) / size - 1).
+    """
+    source = torch.tensor(CHIP_EYES, dtype=torch.float64)
+    target = torch.tensor(eyes, dtype=torch.float64) * size
+    s_vec, t_vec = source[1] - source[0], target[1] - target[0]
+    scale = t_vec.norm() / s_vec.norm()
+    angle = torch.atan2(t_vec[1], t_vec[0]) - torch.atan2(s_vec[1], s_vec[0])
+    rotation = scale * torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
+    shift = target[0] - rotation @ source[0]
+    # chip pixel p -> crop pixel R p + t; in normalised coordinates u = (2p + 1)/n - 1
+    c, n = INPUT_SIZE, size
+    matrix = rotation * (c / n)
+    offset = (2 * (rotation @ torch.full((2,), (c - 1) / 2.0, dtype=torch.float64) + shift) + 1) / n - 1
+    theta = torch.cat([matrix, offset[:, None]], dim=1).to(device=device, dtype=dtype)
+    return F.affine_grid(theta.expand(batch, 2, 3), [batch, 3, INPUT_SIZE, INPUT_SIZE], align_corners=False)
+
+
+def to_chip_pixels(images: torch.Tensor, eyes: tuple[tuple[float, float], tuple[float, float]] | None = None) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [-1, 1] -> (N, 3, 150, 150) in 0..255, differentiably.
+
+    `eyes` None: the whole crop resized to 150 (antialiased bilinear); else the eye centres of the
+    crop's face template as fractions of its size, warped to where dlib's chip has them.
+    """
+    pixels = (images + 1.0) * 127.5
+    if eyes is None:
+        return F.interpolate(pixels, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
+    grid = chip_grid(eyes, images.shape[-1], images.shape[0], images.device, images.dtype)
+    return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class DlibIdentityEncoder(nn.Module):
+    """Face-preserving backbone: [-1, 1] aligned crops -> dlib's 128-D descriptors (frozen, differentiable)."""
+
+    def __init__(self, net: DlibFaceResNet, eyes: tuple[tuple[float, float], tuple[float, float]] | None = None):
+        super().__init__()
+        self.net = freeze(net)
+        self.eyes = eyes
+
+    def train(self, mode: bool = True) -> "DlibIdentityEncoder":
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(to_chip_pixels(images, self.eyes))
+
+
+FEATURE_LAYERS: tuple[str, ...] = ("stem", "level1", "level2", "level3", "level4", "level5")  # 35, 35, 17, 8, 4, 2 px
+
+
+class DlibFeatures(nn.Module):
+    """Feature-matching backbone: dict of the dlib net's activations (`layers` of FEATURE_LAYERS)."""
+
+    def __init__(self, net: DlibFaceResNet, layers: tuple[str, ...] = FEATURE_LAYERS[:5], eyes=None):
+        super().__init__()
+        unknown = [name for name in layers if name not in FEATURE_LAYERS]
+        if unknown:
+            raise PoseFaceError(f"config: losses.dlib_feature_layers: unknown {unknown[0]!r}; choose from {', '.join(FEATURE_LAYERS)}")
+        self.net = freeze(net)
+        self.layers = tuple(layers)
+        self.eyes = eyes
+
+    def train(self, mode: bool = True) -> "DlibFeatures":
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = self.net.features(to_chip_pixels(images, self.eyes))
+        return {name: outputs[FEATURE_LAYERS.index(name)] for name in self.layers}
