@@ -297,7 +297,11 @@ def _parsed(path: str) -> DlibNet:
 def load_dlib_resnet(path: str | Path | None = None) -> DlibFaceResNet:
     """Frozen DlibFaceResNet from the .dat file (default: face_recognition_models' copy)."""
     path = Path(path) if path is not None else dlib_models.model_path(dlib_models.FACE_RECOGNITION)
-    return freeze(DlibFaceResNet(_parsed(str(path))))
+    try:
+        return freeze(DlibFaceResNet(_parsed(str(path))))
+    except (AssertionError, ValueError, RuntimeError) as exc:  # layers of the wrong kind or size
+        raise PoseFaceError(f"{path}: not dlib's face recognition ResNet ({exc or 'parameter sizes'}); "
+                            "pass dlib_face_recognition_resnet_model_v1.dat") from None
 
 
 def chips_to_tensor(chips: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
