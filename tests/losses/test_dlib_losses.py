@@ -84,3 +84,15 @@ def test_config_errors_are_one_line(fields, key):
     with pytest.raises(ValueError) as error:
         LossConfig(**fields)
     assert key in str(error.value) and "\n" not in str(error.value)
+
+
+def test_warp_to_dlibs_own_eye_positions_is_the_identity():
+    from poseface.losses.dlib_resnet import CHIP_EYES, INPUT_SIZE, to_chip_pixels
+
+    images = torch.rand(2, 3, INPUT_SIZE, INPUT_SIZE, dtype=torch.float64) * 2 - 1
+    eyes = tuple(tuple(v / INPUT_SIZE for v in eye) for eye in CHIP_EYES)
+    warped = to_chip_pixels(images, eyes)
+    assert warped.dtype == torch.float64
+    assert torch.allclose(warped, (images + 1) * 127.5, atol=1e-6)
+    shifted = to_chip_pixels(images, ((eyes[0][0] + 0.05, eyes[0][1]), (eyes[1][0] + 0.05, eyes[1][1])))
+    assert not torch.allclose(shifted, warped, atol=1.0)
