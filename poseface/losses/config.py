@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from poseface.losses.arcface import ARCFACE_KINDS
+from poseface.losses.dlib_resnet import FEATURE_LAYERS
 from poseface.losses.vgg import DEFAULT_LAYER_WEIGHTS, DEFAULT_LAYERS
 
 FEATURE_NORMS = ("mse", "l1", "l2")
 IDENTITY_DISTANCES = ("l1", "cosine")
+IDENTITY_BACKBONES = ("auto", "dlib", "arcface")
+FEATURE_BACKBONES = ("auto", "vgg", "dlib")
 
 
 @dataclass
@@ -43,6 +46,26 @@ class LossConfig:
     arcface_weights: str | None = None  # local weights file; None = cache (then download for resnet18)
     arcface_sha256: str = ""  # pin the identity weights file (no checksum is published for either)
     identity_distance: str = "l1"  # "l1" (eq. 15) | "cosine" (GPEN's 1 - cos)
+    # --- backbones: dlib's face ResNet (offline, face_recognition_models) or the downloadable ones
+    identity_backbone: str = "auto"  # "dlib" | "arcface"; auto = arcface when arcface_weights is set, else dlib
+    feature_backbone: str = "auto"  # "vgg" | "dlib"; auto = vgg when vgg_weights is set or cached, else dlib
+    dlib_weights: str | None = None  # dlib_face_recognition_resnet_model_v1.dat; None = face_recognition_models'
+    dlib_eyes: tuple[float, ...] | None = None  # eye centres (x_l, y_l, x_r, y_r) / crop size; None = whole crop
+    dlib_feature_layers: tuple[str, ...] = FEATURE_LAYERS[:5]
+    dlib_feature_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+
+    def resolved_identity_backbone(self) -> str:
+        if self.identity_backbone != "auto":
+            return self.identity_backbone
+        return "arcface" if self.arcface_weights else "dlib"
+
+    def resolved_feature_backbone(self) -> str:
+        if self.feature_backbone != "auto":
+            return self.feature_backbone
+        from poseface.losses.vgg import VGG19_SPEC
+        from poseface.weights import cache_dir
+
+        return "vgg" if self.vgg_weights or (cache_dir() / VGG19_SPEC.name).is_file() else "dlib"
 
     def __post_init__(self) -> None:
         for name in ("global_adv", "local_adv", "l1", "pyramid_l1", "feature_matching", "face_preserving",
@@ -59,5 +82,16 @@ class LossConfig:
             raise ValueError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, got {self.feature_norm!r}")
         if self.identity_distance not in IDENTITY_DISTANCES:
             raise ValueError(f"identity_distance must be one of {', '.join(IDENTITY_DISTANCES)}")
+        if self.identity_backbone not in IDENTITY_BACKBONES:
+            raise ValueError(f"identity_backbone must be one of {', '.join(IDENTITY_BACKBONES)}, got {self.identity_backbone!r}")
+        if self.feature_backbone not in FEATURE_BACKBONES:
+            raise ValueError(f"feature_backbone must be one of {', '.join(FEATURE_BACKBONES)}, got {self.feature_backbone!r}")
+        if self.dlib_eyes is not None and (len(self.dlib_eyes) != 4 or not all(0 <= v <= 1 for v in self.dlib_eyes)):
+            raise ValueError(f"dlib_eyes must be 4 fractions of the crop size (x_l, y_l, x_r, y_r), got {self.dlib_eyes}")
+        unknown = [name for name in self.dlib_feature_layers if name not in FEATURE_LAYERS]
+        if unknown:
+            raise ValueError(f"dlib_feature_layers: unknown {unknown[0]!r}; choose from {', '.join(FEATURE_LAYERS)}")
+        if len(self.dlib_feature_layers) != len(self.dlib_feature_layer_weights):
+            raise ValueError(f"{len(self.dlib_feature_layer_weights)} dlib_feature_layer_weights for {len(self.dlib_feature_layers)} dlib_feature_layers")
         if len(self.vgg_layers) != len(self.vgg_layer_weights):
             raise ValueError(f"{len(self.vgg_layer_weights)} vgg_layer_weights for {len(self.vgg_layers)} vgg_layers")

@@ -30,6 +30,7 @@ from poseface.losses.adversarial import (
 )
 from poseface.losses.arcface import FacePreservingLoss, IdentityEncoder, load_identity_encoder
 from poseface.losses.config import LossConfig
+from poseface.losses.dlib_resnet import DlibFeatures, DlibIdentityEncoder, load_dlib_resnet
 from poseface.losses.pixel import l1_loss, pyramid_l1
 from poseface.losses.roi import component_crop_sizes
 from poseface.losses.vgg import FeatureMatchingLoss, VGG19Features, load_vgg19_features
@@ -57,10 +58,17 @@ class GeneratorLoss(nn.Module):
         self.cfg = cfg = cfg or LossConfig()
         self.feature_matching: FeatureMatchingLoss | None = None
         self.face_preserving: FacePreservingLoss | None = None
+        eyes = None if cfg.dlib_eyes is None else (tuple(cfg.dlib_eyes[:2]), tuple(cfg.dlib_eyes[2:]))
         if cfg.feature_matching > 0:
-            vgg = vgg or load_vgg19_features(cfg.vgg_layers, cfg.vgg_weights, pretrained=pretrained)
-            self.feature_matching = FeatureMatchingLoss(vgg, cfg.vgg_layer_weights, cfg.feature_norm)
+            if vgg is None and cfg.resolved_feature_backbone() == "dlib":
+                features = DlibFeatures(load_dlib_resnet(cfg.dlib_weights), tuple(cfg.dlib_feature_layers), eyes)
+                self.feature_matching = FeatureMatchingLoss(features, cfg.dlib_feature_layer_weights, cfg.feature_norm)
+            else:
+                vgg = vgg or load_vgg19_features(cfg.vgg_layers, cfg.vgg_weights, pretrained=pretrained)
+                self.feature_matching = FeatureMatchingLoss(vgg, cfg.vgg_layer_weights, cfg.feature_norm)
         if cfg.face_preserving > 0:
+            if identity is None and cfg.resolved_identity_backbone() == "dlib":
+                identity = DlibIdentityEncoder(load_dlib_resnet(cfg.dlib_weights), eyes)
             identity = identity or load_identity_encoder(
                 cfg.arcface, cfg.arcface_weights, pretrained=pretrained, sha256=cfg.arcface_sha256
             )

@@ -11,6 +11,10 @@ how far the restored landmarks moved, not detector jitter.
 * LMD: mean Euclidean distance in pixels (at the evaluated image size) between the 68 dlib landmarks
   of the restored and the ground-truth face, and the same divided by the inter-ocular distance of
   the ground truth (eye centres). Lower is better.
+* Batched IDS (`BatchedIdentityDistance`): the same descriptors from the PyTorch re-expression of
+  dlib's ResNet (`poseface.losses.dlib_resnet`), all chips of a batch in one forward on any device;
+  the chips are still cut by dlib (`dlib.get_face_chip(image, shape, 150, 0.25)`, what
+  `compute_face_descriptor(image, shape)` does), so it matches `identity_distance` to about 1e-6.
 * Optional ArcFace IDS: cosine distance and angle (degrees) between ArcFace embeddings of the two
   whole aligned faces, with the identity networks of `poseface.losses.arcface` when weights are given.
 """
@@ -75,6 +79,13 @@ def inter_ocular(points: np.ndarray) -> float:
 def face_descriptor(image: np.ndarray, shape) -> np.ndarray:
     """dlib's 128-D descriptor of the face chip aligned with `shape` (a dlib full_object_detection)."""
     return np.array(dlib_models.face_recognizer().compute_face_descriptor(np.ascontiguousarray(image), shape), dtype=np.float64)
+
+
+def face_chip(image: np.ndarray, shape) -> np.ndarray:
+    """The 150x150 chip dlib's descriptor sees (get_face_chip, padding 0.25)."""
+    import dlib
+
+    return np.asarray(dlib.get_face_chip(np.ascontiguousarray(image), shape, 150, 0.25))
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,3 +156,36 @@ class ArcFaceDistance:
         distance = cosine_distance(embeddings[0], embeddings[1])
         angle = float(np.degrees(np.arccos(np.clip(1.0 - distance, -1.0, 1.0))))
         return {"ids_arcface": distance, "ids_arcface_deg": angle}
+
+
+class BatchedIdentityDistance:
+    """IDS like `identity_distance`, with dlib's ResNet run in PyTorch on batches of chips."""
+
+    def __init__(self, device: str = "cpu", batch_size: int = 64):
+        from poseface.losses.dlib_resnet import load_dlib_resnet
+
+        self.device, self.batch_size = device, batch_size
+        self.net = load_dlib_resnet().to(device)
+
+    def descriptors(self, chips: np.ndarray) -> np.ndarray:
+        """(N, 150, 150, 3) uint8 aligned chips -> (N, 128) float64 descriptors."""
+        import torch
+
+        from poseface.losses.dlib_resnet import chips_to_tensor
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(chips), self.batch_size):
+                out.append(self.net(chips_to_tensor(chips[start:start + self.batch_size], self.device)).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 128))
+
+    def __call__(self, restored: list[np.ndarray], gt: list[np.ndarray]) -> list[dict[str, float]]:
+        if len(restored) != len(gt):
+            raise ValueError(f"{len(restored)} restored faces for {len(gt)} ground-truth faces")
+        chips = []
+        for fake, real in zip(restored, gt):
+            _check(fake, real)
+            shape = _shape(real, find_face_box(real))
+            chips += [face_chip(fake, shape), face_chip(real, shape)]
+        found = self.descriptors(np.stack(chips)) if chips else np.zeros((0, 128))
+        return [{"ids": float(np.linalg.norm(a - b)), "ids_cos": cosine_distance(a, b)} for a, b in zip(found[0::2], found[1::2])]

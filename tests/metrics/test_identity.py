@@ -54,3 +54,15 @@ def test_arcface_distance_plumbing_with_random_weights(astronaut):
     assert same["ids_arcface"] == pytest.approx(0.0, abs=1e-6) and same["ids_arcface_deg"] < 0.1
     other = arcface(np.ascontiguousarray(face[:, ::-1]), face)
     assert other["ids_arcface"] > 0 and 0 < other["ids_arcface_deg"] <= 180
+
+
+def test_batched_ids_matches_dlib_per_image(astronaut):
+    from poseface.metrics.identity import BatchedIdentityDistance
+
+    pairs = [(degrade(astronaut), astronaut), (astronaut, astronaut), (np.ascontiguousarray(astronaut[:, ::-1]), astronaut)]
+    batched = BatchedIdentityDistance(batch_size=4)([p[0] for p in pairs], [p[1] for p in pairs])
+    for (restored, gt), values in zip(pairs, batched):
+        reference = identity_distance(restored, gt)
+        assert values["ids"] == pytest.approx(reference["ids"], abs=1e-4)
+        assert values["ids_cos"] == pytest.approx(reference["ids_cos"], abs=1e-4)
+    assert batched[1]["ids"] == 0.0 and batched[0]["ids"] > 0.05
