@@ -154,7 +154,7 @@ class FaceDataset(Dataset):
         if flip:
             gt = np.ascontiguousarray(gt[:, ::-1])
         config, params_preset = self.degradation, None
-        if len(self.mixture) > 1:  # one extra draw, only for mixtures: single-preset items stay as they were
+        if self.mixture[0][0] != "main" or len(self.mixture) > 1:  # one extra draw, only for mixtures
             choice = int(rng.choice(len(self.mixture), p=[weight for _, _, weight in self.mixture]))
             params_preset, config, _ = self.mixture[choice]
         lq, params = degrade(gt, config, rng)
