@@ -55,7 +55,7 @@ def test_data_loader_workers_give_the_same_items_as_the_main_process(image_tar):
     dataset.set_epoch(2)
     readable = [1, 2, 4]  # broken.jpg and notes.txt are replaced by the next image anyway
     expected = torch.stack([dataset[i]["lq"] for i in readable])
-    loader = DataLoader(torch.utils.data.Subset(dataset, readable), batch_size=3, num_workers=2, multiprocessing_context="fork", worker_init_fn=worker_init)
+    loader = DataLoader(torch.utils.data.Subset(dataset, readable), batch_size=3, num_workers=2, multiprocessing_context="spawn", worker_init_fn=worker_init)  # as the trainer: fork after OpenCV/tqdm threads can deadlock
     batch = next(iter(loader))
     assert torch.equal(batch["lq"], expected)
     assert batch["boxes"].shape == (3, 3, 4) and batch["has_boxes"].shape == (3,)
