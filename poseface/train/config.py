@@ -26,6 +26,10 @@ class DataConfig:
     val_images: int = 16  # the fixed validation batch (images and PSNR/SSIM)
     num_workers: int = 2
 
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0 (0 = load in the main process), got {self.num_workers}")
+
 
 @dataclass
 class TrainConfig:
@@ -73,6 +77,13 @@ class TrainConfig:
             raise ValueError("batch_size and iterations must be >= 1")
         if self.adversarial_start < 0:
             raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
+        for name in ("log_every", "image_every", "val_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr_codec", "lr_prior", "lr_noise", "lr_local_d", "lr_global_d", "lr_gamma", "grad_clip"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"train.{name} must be a finite number >= 0, got {value}")
         if not 0 <= self.ema_decay < 1 or math.isnan(self.ema_decay):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
