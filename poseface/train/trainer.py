@@ -351,6 +351,29 @@ class Trainer:
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         logger.info("resumed from %s at step %d", folder, self.step)
+        for name in ("train_log.csv", "val_log.csv"):
+            self._truncate_log(name, self.step)
+
+    def _truncate_log(self, name: str, step: int) -> None:
+        """Drop the rows a killed run logged after its last checkpoint: they are logged again on resume."""
+        path = self.out_dir / name
+        if not path.is_file():
+            return
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            fieldnames, rows = list(reader.fieldnames or []), list(reader)
+        kept = [row for row in rows if int(float(row["step"])) <= step]
+        if len(kept) == len(rows):
+            return
+
+        def rewrite(tmp: str) -> None:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
+                writer.writeheader()
+                writer.writerows(kept)
+
+        atomic_write(path, rewrite)
+        logger.info("%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)", path, len(rows) - len(kept), step)
 
     def _follow_config_schedule(self, scheduler: torch.optim.lr_scheduler.MultiStepLR) -> None:
         """After a resume the config's milestones and gamma hold (a saved scheduler would keep the old

@@ -1,4 +1,5 @@
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -137,6 +138,22 @@ def test_resumed_run_equals_uninterrupted_run(make_trainer, tmp_path):
     assert strip(log_a) == strip(log_b)
     for (ka, va), (kb, vb) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(va, vb), ka
+
+
+def test_rows_logged_after_the_last_checkpoint_are_not_duplicated_on_resume(make_trainer, tmp_path):
+    straight = make_trainer(out_dir=tmp_path / "a", checkpoint_every=3)
+    straight.fit(max_steps=6, progress=False)
+    killed = make_trainer(out_dir=tmp_path / "b", checkpoint_every=3)
+    killed.fit(max_steps=5, progress=False)  # logs steps 1-5; the end-of-run checkpoint at 5 is removed below
+    del killed
+    root = tmp_path / "b" / "checkpoints"
+    shutil.rmtree(root / "step-00000005")
+    (root / "latest").unlink(missing_ok=True)  # as after a kill between the step-5 log row and its checkpoint
+    resumed = make_trainer(out_dir=tmp_path / "b", resume=True, checkpoint_every=3)
+    assert resumed.step == 3
+    resumed.fit(max_steps=3, progress=False)
+    steps = lambda folder: [line.split(",")[0] for line in (folder / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps(tmp_path / "b") == steps(tmp_path / "a") == [str(i) for i in range(1, 7)]
 
 
 def test_existing_run_is_not_overwritten(make_trainer, tmp_path):
