@@ -248,18 +248,22 @@ class Trainer:
         if all_reduce_flag(bool(nonfinite_terms(g_terms)), self.process.world_size):
             self._skip(g_terms, "generator")
             return None
-        self._apply("g", [self.opt_g], g_total)
-        if self.ema is not None:
-            self.ema.update(self.model, self.step)
-
-        terms = {name: float(value) for name, value in g_terms.items()}
-        if (self.opt_d or self.opt_local) and adversarial:
+        # Both losses are checked before any optimiser step, so a skipped batch changes no parameter and no
+        # optimiser state. The D loss sees restored.detach() and D's weights, which the G step does not change.
+        train_d = bool(self.opt_d or self.opt_local) and adversarial
+        if train_d:
             self._set_d_trainable(True)
             with self.autocast():
                 d_total, d_terms = self.d_loss(restored.detach().float(), gt, boxes, has_boxes, d_global, d_locals, step=self.step)
             if all_reduce_flag(bool(nonfinite_terms(d_terms)), self.process.world_size):
                 self._skip(d_terms, "discriminator")
                 return None
+        self._apply("g", [self.opt_g], g_total)
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+
+        terms = {name: float(value) for name, value in g_terms.items()}
+        if train_d:
             self._apply("d", [opt for opt in (self.opt_d, self.opt_local) if opt], d_total)
             terms.update({f"d_{k.removeprefix('d_')}" if k != "total" else "d_total": float(v) for k, v in d_terms.items()})
         with warnings.catch_warnings():

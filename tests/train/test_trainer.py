@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import shutil
 
@@ -138,6 +139,19 @@ def test_resumed_run_equals_uninterrupted_run(make_trainer, tmp_path):
     assert strip(log_a) == strip(log_b)
     for (ka, va), (kb, vb) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(va, vb), ka
+
+
+def test_a_batch_skipped_for_the_discriminator_changes_no_parameter_and_no_optimizer_state(make_trainer):
+    trainer = make_trainer()
+    trainer.d_loss.cfg = dataclasses.replace(trainer.d_loss.cfg, r1_gamma=float("inf"))  # R1 is due at step 0: D loss inf
+    batch = fixed_batch()
+    modules = {"g": trainer.model, "d": trainer.d_global, "local": trainer.d_locals}
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
+    optimizer_state = {name: len(opt.state) for name, opt in trainer.optimizers.items()}
+    assert trainer.train_step(batch) is None  # step 0: R1 step, non-finite
+    for name, module in modules.items():
+        assert all(torch.equal(before[name][k], v) for k, v in module.state_dict().items()), name
+    assert {name: len(opt.state) for name, opt in trainer.optimizers.items()} == optimizer_state == {n: 0 for n in optimizer_state}
 
 
 def test_rows_logged_after_the_last_checkpoint_are_not_duplicated_on_resume(make_trainer, tmp_path):
