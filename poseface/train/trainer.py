@@ -380,14 +380,18 @@ class Trainer:
         logger.info("%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)", path, len(rows) - len(kept), step)
 
     def _follow_config_schedule(self, scheduler: torch.optim.lr_scheduler.MultiStepLR) -> None:
-        """After a resume the config's milestones and gamma hold (a saved scheduler would keep the old
-        ones): each group's rate becomes initial_lr * gamma ** (milestones passed), so a run can be
-        resumed with a new piece-wise schedule, including milestones already behind it."""
+        """After a resume the config's rates, milestones and gamma hold (the saved optimiser and scheduler
+        would keep the old ones): each group's rate becomes lr_<group> * gamma ** (milestones passed), so a
+        run can be resumed with lower rates or a new piece-wise schedule, including milestones behind it."""
         t = self.cfg.train
         scheduler.milestones = collections.Counter(t.lr_milestones)
         scheduler.gamma = t.lr_gamma
         passed = sum(1 for milestone in t.lr_milestones if milestone <= scheduler.last_epoch)
         for group in scheduler.optimizer.param_groups:
+            configured = getattr(t, f"lr_{group['name']}")  # `--resume --set train.lr_prior=...` applies
+            if configured != group["initial_lr"]:
+                logger.info("resume: lr_%s %g -> %g (from the config)", group["name"], group["initial_lr"], configured)
+                group["initial_lr"] = configured
             group["lr"] = group["initial_lr"] * t.lr_gamma**passed
         scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 

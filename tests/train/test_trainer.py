@@ -54,6 +54,18 @@ def test_resume_follows_the_configs_schedule(make_trainer, tmp_path):
         resumed.train_step(fixed_batch())
 
 
+def test_resume_applies_learning_rates_given_on_resume(make_trainer, tmp_path, caplog):
+    trainer = make_trainer(out_dir=tmp_path / "r", checkpoint_every=3, lr_milestones=(100,))
+    trainer.fit(max_steps=3, progress=False)
+    with caplog.at_level("INFO", logger="poseface.train"):
+        resumed = make_trainer(out_dir=tmp_path / "r", resume=True, lr_milestones=(100,), lr_prior=5e-5, lr_global_d=1e-6)
+    rates = {g["name"]: g["lr"] for opt in resumed.optimizers.values() for g in opt.param_groups}
+    assert rates["prior"] == pytest.approx(5e-5) and rates["global_d"] == pytest.approx(1e-6) and rates["codec"] == pytest.approx(2e-3)
+    assert "lr_prior 0.0002 -> 5e-05" in caplog.text
+    resumed.train_step(fixed_batch())
+    assert {g["name"]: g["lr"] for g in resumed.opt_g.param_groups}["prior"] == pytest.approx(5e-5)
+
+
 def test_ema_warmup_follows_the_model_early():
     from poseface.train.ema import EMA
 
