@@ -12,6 +12,8 @@ import collections
 import csv
 import dataclasses
 import logging
+import signal
+import threading
 import time
 import warnings
 from contextlib import nullcontext
@@ -47,6 +49,28 @@ logger = logging.getLogger("poseface.train")
 def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]) -> torch.optim.Adam | None:
     param_groups = [{"params": params, "lr": lr, "name": name} for name, params, lr in groups if params]
     return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
+
+
+class DeferredInterrupt:
+    """The first Ctrl-C only asks the run to stop after the current step (and its checkpoint); a second one
+    interrupts at once, without a checkpoint. A no-op outside the main thread (signals cannot be set there)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("Ctrl-C: stopping after this step (press again to stop at once, without a checkpoint)")
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def init_from_weights(model: PoseFaceNet, path: str) -> None:
@@ -452,6 +476,7 @@ class Trainer:
         running: dict[str, list[float]] = {}
         started = time.perf_counter()
         steps_done = 0
+        interrupt = DeferredInterrupt()
         try:
             for batch in self.loader():
                 if self.step >= end:
@@ -487,15 +512,17 @@ class Trainer:
                         self.validate()
                     lq, restored, gt = self._last_val
                     write_grid(self.out_dir / "images" / f"step-{self.step:08d}.png", lq, restored, gt, f"step {self.step}")
-                if self.step % t.checkpoint_every == 0 or self.step == end:
+                checkpointed = self.step % t.checkpoint_every == 0 or self.step == end
+                if checkpointed:
                     self.save_checkpoint()
                     barrier(self.process.world_size)
-        except KeyboardInterrupt:
-            if main:
-                logger.warning("interrupted at step %d: writing a checkpoint", self.step)
-                self.save_checkpoint()
-            raise
+                if interrupt.requested:  # Ctrl-C during the step: stop at its boundary, where the state is whole
+                    if main and not checkpointed:
+                        logger.warning("interrupted: step %d finished, writing a checkpoint", self.step)
+                        self.save_checkpoint()
+                    raise KeyboardInterrupt
         finally:
+            interrupt.restore()
             if bar is not None:
                 bar.close()
             if writer is not None:

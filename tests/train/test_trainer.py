@@ -1,5 +1,7 @@
 import dataclasses
 import math
+import os
+import signal
 import shutil
 
 import numpy as np
@@ -164,6 +166,29 @@ def test_a_batch_skipped_for_the_discriminator_changes_no_parameter_and_no_optim
     for name, module in modules.items():
         assert all(torch.equal(before[name][k], v) for k, v in module.state_dict().items()), name
     assert {name: len(opt.state) for name, opt in trainer.optimizers.items()} == optimizer_state == {n: 0 for n in optimizer_state}
+
+
+def test_ctrl_c_inside_a_step_checkpoints_at_the_step_boundary_and_resume_is_exact(make_trainer, tmp_path):
+    straight = make_trainer(out_dir=tmp_path / "a", checkpoint_every=100)
+    straight.fit(max_steps=6, progress=False)
+    interrupted = make_trainer(out_dir=tmp_path / "b", checkpoint_every=100)
+    update = interrupted.ema.update
+
+    def update_then_ctrl_c(model, step):  # SIGINT after this step's optimiser and EMA updates ran
+        update(model, step)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupted.ema.update = update_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(max_steps=6, progress=False)
+    assert interrupted.step == 3  # step 2 finished, then stopped
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = make_trainer(out_dir=tmp_path / "b", resume=True, checkpoint_every=100)
+    assert resumed.step == 3
+    resumed.fit(max_steps=3, progress=False)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
 
 
 def test_rows_logged_after_the_last_checkpoint_are_not_duplicated_on_resume(make_trainer, tmp_path):
