@@ -55,4 +55,4 @@ def run_restore(args: argparse.Namespace) -> int:
     summary = restore_files(restorer, args.inputs, options)
     for line in summary.lines(options.output):
         print(line)
-    return 1 if summary.skipped else 0
+    return 1 if summary.skipped or summary.non_finite_faces else 0

@@ -74,6 +74,7 @@ class FaceResult:
     matrix: np.ndarray = field(repr=False)  # 2x3, input pixels -> crop pixels
     crop: np.ndarray = field(repr=False)  # (S, S, 3) uint8 RGB, what the network saw
     restored: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB network output
+    non_finite: bool = False  # the network gave NaN/inf for this face: it was left as it was
 
 
 @dataclass
@@ -212,11 +213,18 @@ class Restorer:
         return out.float()
 
     def restore_faces(self, faces: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 RGB aligned faces -> (N, S, S, 3) uint8 restored, `batch_size` at a time."""
+        """(N, S, S, 3) uint8 RGB aligned faces -> (N, S, S, 3) uint8 restored, `batch_size` at a time.
+
+        A face for which the network gives NaN/inf (in any precision, after an fp32 retry) comes back as
+        it went in; `restore_faces_checked` also says which."""
+        return self.restore_faces_checked(faces)[0]
+
+    def restore_faces_checked(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`restore_faces`, plus an (N,) bool array: True where the network output was not finite."""
         faces = np.asarray(faces)
         if faces.ndim != 4 or faces.shape[1:] != (self.size, self.size, 3) or faces.dtype != np.uint8:
             raise PoseFaceError(f"faces {faces.shape} {faces.dtype}: expected (N, {self.size}, {self.size}, 3) uint8")
-        outputs = []
+        outputs, bad = [], []
         for start in range(0, len(faces), self.batch_size):
             chunk = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
             batch = chunk.to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
@@ -224,11 +232,14 @@ class Restorer:
             if self.precision != "fp32" and not torch.isfinite(out).all():
                 log.warning("poseface: %s gave NaN/inf for this batch; redone in fp32", self.precision)
                 out = self._forward(batch, "fp32")
-            out = out.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+            finite = torch.isfinite(out).flatten(1).all(dim=1)
+            out = out.nan_to_num(0.0).clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+            out = torch.where(finite.view(-1, 1, 1, 1), out, chunk.to(out.device).permute(0, 3, 1, 2))
             outputs.append(out.permute(0, 2, 3, 1).cpu().numpy())
+            bad.append((~finite).cpu().numpy())
         if not outputs:
-            return np.zeros((0, self.size, self.size, 3), np.uint8)
-        return np.concatenate(outputs)
+            return np.zeros((0, self.size, self.size, 3), np.uint8), np.zeros(0, bool)
+        return np.concatenate(outputs), np.concatenate(bad)
 
     # ---- one image ---------------------------------------------------------------------------
     def restore_image(self, image: np.ndarray, aligned: bool | None = None) -> Result:
@@ -294,10 +305,11 @@ class Restorer:
     def _finish(self, pending: list[tuple[Any, _Prepared]]) -> Iterator[tuple[Any, Result]]:
         all_faces = [face for _, prepared in pending for face in prepared.faces]
         start = time.perf_counter()
-        restored = self.restore_faces(np.stack([f.crop for f in all_faces])) if all_faces else []
+        restored, bad = self.restore_faces_checked(np.stack([f.crop for f in all_faces])) if all_faces else ([], [])
         network_seconds = time.perf_counter() - start
-        for face, out in zip(all_faces, restored):
-            face.restored = keep_input_detail(face.crop, out) if self.keep_detail else out
+        for face, out, non_finite in zip(all_faces, restored, bad):
+            face.non_finite = bool(non_finite)
+            face.restored = keep_input_detail(face.crop, out) if self.keep_detail and not non_finite else out
         for key, prepared in pending:
             if all_faces:
                 prepared.timings["network"] = network_seconds * len(prepared.faces) / len(all_faces)
@@ -334,6 +346,8 @@ class Restorer:
             color = _resize(prepared.color, out_w, out_h)
             paste = []
             for face, crop in zip(prepared.faces, prepared.crops_full):
+                if face.non_finite:  # never pasted: the photo keeps its own pixels there
+                    continue
                 matrix = upscale_matrix(face.matrix, out_w / width, out_h / height)
                 pixels = self._face_to_paste(face, crop, prepared.max_value)
                 share = detail_share(matrix) if self.keep_detail else 0.0

@@ -50,6 +50,7 @@ class Summary:
     faces_found: int = 0
     faces_restored: int = 0
     without_face: int = 0
+    non_finite_faces: int = 0  # faces the network gave NaN/inf for, left as they were
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: dict[str, float] = field(default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0})
     total_seconds: float = 0.0
@@ -59,6 +60,7 @@ class Summary:
             f"poseface restore: {self.images} image(s) written to {output}, {self.faces_found} face(s) found, "
             f"{self.faces_restored} restored, {self.without_face} image(s) without a face (written unchanged), "
             f"{len(self.skipped)} file(s) skipped"
+            + (f", {self.non_finite_faces} face(s) left as they were (the network gave NaN/inf)" if self.non_finite_faces else "")
         ]
         out += [f"  skipped {reason}" for _, reason in self.skipped]
         if self.faces_restored:
@@ -209,7 +211,12 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
             continue
         summary.images += 1
         summary.faces_found += len(result.faces)
-        summary.faces_restored += sum(face.restored is not None for face in result.faces)
+        broken = [k for k, face in enumerate(result.faces) if face.non_finite]
+        if broken:
+            summary.non_finite_faces += len(broken)
+            bar.write(f"poseface: {path}: the network gave NaN/inf for face(s) {', '.join(str(k) for k in broken)}; "
+                      "left as they were (check the weights, or try --precision fp32)", file=sys.stderr)
+        summary.faces_restored += sum(face.restored is not None and not face.non_finite for face in result.faces)
         summary.without_face += not result.faces
         for key, value in result.timings.items():
             summary.seconds[key] = summary.seconds.get(key, 0.0) + value

@@ -87,6 +87,13 @@ def read_document(path: Path) -> dict[str, Any]:
     return document
 
 
+def refuse_non_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """One-line error naming the first tensor holding NaN/inf: such weights would paste black faces."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PoseFaceError(f"{path}: tensor {key} holds NaN or inf values; the weights are broken, use an earlier checkpoint")
+
+
 def load_safetensors_model(path: Path) -> PoseFaceNet:
     from safetensors.torch import load_file
 
@@ -103,6 +110,7 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
     for key, tensor in state.items():
         if tensor.shape != expected[key].shape:
             raise PoseFaceError(f"{path}: {key} has shape {tuple(tensor.shape)}, config needs {tuple(expected[key].shape)}; the file is damaged")
+    refuse_non_finite(state, path)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     model.provenance = document.get("provenance", {})
     return model
@@ -119,6 +127,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
         model = load_safetensors_model(path)
     elif path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
         model, _ = load_gpen_generator(path)
+        refuse_non_finite(model.state_dict(), path)
         model.provenance = {"converted_from": str(path), "source": "GPEN"}
     else:
         raise PoseFaceError(f"{path}: unknown weights format; expected PoseFace .safetensors or a GPEN generator .pth")

@@ -30,9 +30,12 @@ def save_module(module: nn.Module, path: Path, metadata: dict[str, str] | None =
 def load_module(module: nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
 
+    from poseface.models.checkpoint import refuse_non_finite
+
     if not path.is_file():
         raise PoseFaceError(f"{path}: missing from the checkpoint; the checkpoint folder is incomplete")
     state = load_file(str(path))
+    refuse_non_finite(state, path)
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

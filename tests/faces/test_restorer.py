@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import poseface
+import poseface.imageio
 from poseface.errors import PoseFaceError
 from poseface.faces import restorer as restorer_module
 from poseface.faces.align import invert_affine, warp_affine
@@ -221,3 +222,24 @@ def test_antialias_removes_aliasing_of_detail_finer_than_the_output(astronaut):
     # The stripes average out at the output's resolution; point sampling turns them into a
     # visible pattern (measured 15.8 grey levels on average), the prefilter does not (1.9).
     assert changes[False] > 10 and changes[True] < 3
+
+
+class NaNModel(IdentityModel):
+    """Gives NaN for every face: a broken checkpoint or an overflowing kernel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, float("nan"))
+
+
+def test_non_finite_network_output_leaves_the_face_as_it_was_in_fp32(astronaut, tmp_path, capsys):
+    result = Restorer(model=NaNModel(128), device="cpu").restore_image(astronaut)
+    face = result.faces[0]
+    assert face.non_finite and np.array_equal(face.restored, face.crop)
+    assert np.array_equal(result.image, astronaut)  # no black face: the photo's own pixels, untouched
+    from poseface.faces.run import RunOptions, restore_files
+
+    photo = tmp_path / "in" / "astronaut.png"
+    poseface.imageio.write_image(photo, astronaut)
+    summary = restore_files(Restorer(model=NaNModel(128), device="cpu"), [str(photo)], RunOptions(output=tmp_path / "out"))
+    assert summary.non_finite_faces == 1 and summary.faces_restored == 0
+    assert "astronaut.png: the network gave NaN/inf for face(s) 0" in capsys.readouterr().err

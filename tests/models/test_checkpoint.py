@@ -77,6 +77,22 @@ def test_tampered_weights_are_detected(tmp_path):
         load_model(path)
 
 
+def test_weights_holding_nan_are_refused_with_the_tensor_name(tmp_path):
+    from poseface.train.checkpoint import load_module
+
+    model = randomised_model()
+    with torch.no_grad():
+        model.prior.input.input[0, 0, 0, 0] = float("nan")
+    path = save_model(model, tmp_path / "nan.safetensors")
+    with pytest.raises(PoseFaceError, match="tensor prior.input.input holds NaN or inf"):
+        load_model(path)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "generator.safetensors"))
+    with pytest.raises(PoseFaceError, match="generator.safetensors: tensor prior.input.input holds NaN"):
+        load_module(PoseFaceNet(CONFIG), tmp_path / "generator.safetensors")
+
+
 def test_info_command_prints_parts_and_gflops(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text("model:\n  size: 32\n  style_dim: 32\n  narrow: 0.03125\n  channel_multiplier: 1\n")
