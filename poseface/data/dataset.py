@@ -48,13 +48,16 @@ def worker_init(_worker_id: int) -> None:
 
 
 def degradation_mixture(main: DegradationConfig, extras: dict[str, float]) -> list[tuple[str, DegradationConfig, float]]:
-    """[(name, config, probability)]: each extra preset with its share, the main degradation with the rest."""
+    """[(name, config, probability)] with a share > 0 each: the extra presets and the main degradation with the
+    rest; [] when no extra preset has a share (every item then uses `main`, with no extra random draw)."""
     shares = {str(name): float(share) for name, share in extras.items()}
     if any(not 0.0 <= share <= 1.0 for share in shares.values()) or sum(shares.values()) > 1.0:
         raise PoseFaceError(f"degradation_mix {shares}: shares must be in [0, 1] and add up to at most 1")
-    mixture = [("main", main, 1.0 - sum(shares.values()))]
-    mixture += [(name, preset(name), share) for name, share in shares.items() if share > 0]
-    return [entry for entry in mixture if entry[2] > 0] or mixture[:1]
+    extra = [(name, preset(name), share) for name, share in shares.items() if share > 0]
+    if not extra:
+        return []
+    rest = 1.0 - sum(share for _, _, share in extra)
+    return ([("main", main, rest)] if rest > 0 else []) + extra
 
 
 def in_validation_split(name: str, val_fraction: float) -> bool:
@@ -154,7 +157,7 @@ class FaceDataset(Dataset):
         if flip:
             gt = np.ascontiguousarray(gt[:, ::-1])
         config, params_preset = self.degradation, None
-        if self.mixture[0][0] != "main" or len(self.mixture) > 1:  # one extra draw, only for mixtures
+        if self.mixture:  # one extra draw, only for mixtures
             choice = int(rng.choice(len(self.mixture), p=[weight for _, _, weight in self.mixture]))
             params_preset, config, _ = self.mixture[choice]
         lq, params = degrade(gt, config, rng)

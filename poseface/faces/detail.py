@@ -22,6 +22,8 @@ both measured on the input itself, so a damaged face is restored as before:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -66,28 +68,33 @@ def _weight(band_in: np.ndarray, band_out: np.ndarray, noise_floor: float) -> np
     return cv2.GaussianBlur(weight, (0, 0), sigmaX=WEIGHT_SMOOTHING, borderType=cv2.BORDER_REFLECT)
 
 
-def band_noise_floors(noise: float) -> list[float]:
-    """Energy of white noise of level `noise` in each band: n^2 * sum(k_{k-1} - k_k)^2 over the kernels."""
+@lru_cache(maxsize=1)
+def _band_noise_gains() -> tuple[float, ...]:
+    """Energy a unit-variance white noise leaves in each band: sum of the band's impulse response squared."""
     impulse = np.zeros((33, 33), np.float64)
     impulse[16, 16] = 1.0
-    return [noise**2 * float((band**2).sum()) for band in _bands(impulse)]
+    return tuple(float((band**2).sum()) for band in _bands(impulse))
 
 
-def detail_weights(crop: np.ndarray, restored: np.ndarray) -> list[np.ndarray]:
+def band_noise_floors(noise: float) -> list[float]:
+    """Energy of white noise of level `noise` in each band."""
+    return [noise**2 * gain for gain in _band_noise_gains()]
+
+
+def _weights(crop: np.ndarray, bands_in: list[np.ndarray], bands_out: list[np.ndarray]) -> list[np.ndarray]:
     """Per band, an (S, S) weight in [0, 1]: where the input's detail is real and the restored face lacks it."""
-    crop = np.asarray(crop, dtype=np.float32)
     grey = cv2.cvtColor(np.clip(crop, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     floors = band_noise_floors(noise_sigma(grey))
-    pairs = zip(_bands(crop), _bands(np.asarray(restored, dtype=np.float32)), floors)
-    return [_weight(band_in, band_out, NOISE_MARGIN * floor) for band_in, band_out, floor in pairs]
+    return [_weight(band_in, band_out, NOISE_MARGIN * floor) for band_in, band_out, floor in zip(bands_in, bands_out, floors)]
 
 
 def keep_input_detail(crop: np.ndarray, restored: np.ndarray) -> np.ndarray:
     """Rule 1 on (S, S, 3) uint8 crops: the restored face with the input's real detail put back (uint8)."""
     crop_f = crop.astype(np.float32)
     restored_f = restored.astype(np.float32)
+    bands_in, bands_out = _bands(crop_f), _bands(restored_f)
     out = restored_f.copy()
-    for weight, band_in, band_out in zip(detail_weights(crop_f, restored_f), _bands(crop_f), _bands(restored_f)):
+    for weight, band_in, band_out in zip(_weights(crop_f, bands_in, bands_out), bands_in, bands_out):
         out += weight[..., None] * (band_in - band_out)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

@@ -226,15 +226,15 @@ class Restorer:
             raise PoseFaceError(f"faces {faces.shape} {faces.dtype}: expected (N, {self.size}, {self.size}, 3) uint8")
         outputs, bad = [], []
         for start in range(0, len(faces), self.batch_size):
-            chunk = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size]))
-            batch = chunk.to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            pixels = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size])).to(self.device).permute(0, 3, 1, 2)
+            batch = pixels.float().div(127.5).sub(1.0)
             out = self._forward(batch, self.precision)
             if self.precision != "fp32" and not torch.isfinite(out).all():
                 log.warning("poseface: %s gave NaN/inf for this batch; redone in fp32", self.precision)
                 out = self._forward(batch, "fp32")
             finite = torch.isfinite(out).flatten(1).all(dim=1)
             out = out.nan_to_num(0.0).clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
-            out = torch.where(finite.view(-1, 1, 1, 1), out, chunk.to(out.device).permute(0, 3, 1, 2))
+            out = torch.where(finite.view(-1, 1, 1, 1), out, pixels)
             outputs.append(out.permute(0, 2, 3, 1).cpu().numpy())
             bad.append((~finite).cpu().numpy())
         if not outputs:

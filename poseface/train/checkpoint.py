@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from poseface.errors import PoseFaceError
+from poseface.models.checkpoint import refuse_non_finite
 
 LATEST = "latest"
 
@@ -29,8 +30,6 @@ def save_module(module: nn.Module, path: Path, metadata: dict[str, str] | None =
 
 def load_module(module: nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
-
-    from poseface.models.checkpoint import refuse_non_finite
 
     if not path.is_file():
         raise PoseFaceError(f"{path}: missing from the checkpoint; the checkpoint folder is incomplete")

@@ -51,6 +51,18 @@ def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: 
     return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
 
 
+def rewrite_csv(path: Path, fieldnames: list[str], rows: list[dict[str, str]]) -> None:
+    """Write a whole CSV log atomically (header + rows; missing fields left empty)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+
+
 class DeferredInterrupt:
     """The first Ctrl-C only asks the run to stop after the current step (and its checkpoint); a second one
     interrupts at once, without a checkpoint. A no-op outside the main thread (signals cannot be set there)."""
@@ -393,14 +405,7 @@ class Trainer:
         kept = [row for row in rows if int(float(row["step"])) <= step]
         if len(kept) == len(rows):
             return
-
-        def rewrite(tmp: str) -> None:
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
-                writer.writeheader()
-                writer.writerows(kept)
-
-        atomic_write(path, rewrite)
+        rewrite_csv(path, fieldnames, kept)
         logger.info("%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)", path, len(rows) - len(kept), step)
 
     def _follow_config_schedule(self, scheduler: torch.optim.lr_scheduler.MultiStepLR) -> None:
@@ -434,14 +439,7 @@ class Trainer:
             with open(path, newline="") as handle:
                 rows = list(csv.DictReader(handle))
             fieldnames += new
-
-            def rewrite(tmp: str) -> None:
-                with open(tmp, "w", newline="") as handle:
-                    writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
-                    writer.writeheader()
-                    writer.writerows(rows)
-
-            atomic_write(path, rewrite)
+            rewrite_csv(path, fieldnames, rows)
         elif new:
             fieldnames = new
         with open(path, "a", newline="") as handle:
