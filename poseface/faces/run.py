@@ -126,9 +126,10 @@ def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> 
             missing.append(_broken_link(path))
         elif _is_glob(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
-            missing += [_broken_link(m) for m in matches if m.is_symlink() and not m.exists()]
+            broken = [_broken_link(m) for m in matches if m.is_symlink() and not m.exists()]
+            missing += broken
             matches = [m for m in matches if m.is_file() and not _inside(m, output)]
-            if not matches:
+            if not matches and not broken:
                 missing.append((text, f"{text}: the pattern matches no file"))
             files += [InputFile(m, Path(m.stem)) for m in matches]
         else:
