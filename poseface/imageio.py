@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,10 @@ def _upright_exif(header: Image.Image) -> bytes | None:
         return None
     if _ORIENTATION_TAG in exif:
         exif[_ORIENTATION_TAG] = 1
-    return exif.tobytes()
+    try:
+        return exif.tobytes()
+    except (ValueError, TypeError, KeyError, struct.error):
+        return None  # EXIF Pillow cannot write back (malformed tags): the output goes without it
 
 
 def _png_bit_depth(path: Path) -> int:
