@@ -34,6 +34,7 @@ log = logging.getLogger("poseface.faces")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MIN_ALIGNED_SIZE = 16  # pixels on the shorter side: an aligned "face" smaller than this holds no face
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -281,6 +282,11 @@ class Restorer:
         start = time.perf_counter()
         if aligned:
             height, width = color.shape[:2]
+            if min(height, width) < MIN_ALIGNED_SIZE:
+                raise PoseFaceError(
+                    f"aligned input of {width}x{height} pixels is smaller than the minimum of {MIN_ALIGNED_SIZE} px on the shorter side; "
+                    "pass a larger face crop, or drop --aligned for a whole photo"
+                )
             crop = _resize(color.astype(np.float32), self.size, self.size)
             matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
                                [0, self.size / height, 0.5 * self.size / height - 0.5]])
