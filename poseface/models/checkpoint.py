@@ -117,10 +117,11 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PoseFaceNet:
-    """Load our `.safetensors` weights or a GPEN generator `.pth`; eval mode, on `device`."""
+    """Load our `.safetensors` weights, a GPEN generator `.pth` or a zoo name; eval mode, on `device`."""
     from poseface.models.gpen import load_gpen_generator
+    from poseface.zoo import weights_file
 
-    path = Path(path)
+    path = weights_file(path)  # a zoo name (`poseface weights list`) becomes its local file
     if not path.is_file():
         raise PoseFaceError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
