@@ -145,9 +145,11 @@ def integrity_note(path: Path, spec: WeightsSpec, digest: str, first_download: b
     return f"{path}: sha256 {digest} (unverified: {origin})"
 
 
-def offline_hint(spec: WeightsSpec, dest: Path) -> str:
+def offline_hint(spec: WeightsSpec, dest: Path, path_key: str = "") -> str:
+    """What to do by hand: fetch the URL to `dest` (or point `path_key` at a copy), or switch the feature off."""
+    elsewhere = f" (or set {path_key} to its path)" if path_key else ""
     hint = f", or {spec.switch_off}" if spec.switch_off else ""
-    return f"fetch {spec.url} by hand and put it at {dest}{hint}"
+    return f"fetch {spec.url} by hand and put it at {dest}{elsewhere}{hint}"
 
 
 def _open(url: str, start: int):
@@ -179,12 +181,12 @@ def _fetch_into(part: Path, url: str, what: str, progress: bool) -> None:
                 bar.update(len(block))
 
 
-def fetch(spec: WeightsSpec, dest: Path, progress: bool = True) -> str:
+def fetch(spec: WeightsSpec, dest: Path, progress: bool = True, path_key: str = "") -> str:
     """Download `spec.url` to `dest` through `dest.part` (resumed if present), verify, rename into place.
 
     Returns the full sha256. A file whose publisher gives no full sha256 gets it recorded in
     `NAME.sha256`, so every later use is checked in full. A checksum mismatch deletes the partial
-    file; a network failure keeps it for the next try.
+    file; a network failure keeps it for the next try. `path_key` names the option that takes a local copy.
     """
     if not spec.url:
         raise PoseFaceError(f"{dest}: {spec.what} has no download URL; put the file there by hand")
@@ -194,7 +196,7 @@ def fetch(spec: WeightsSpec, dest: Path, progress: bool = True) -> str:
         _fetch_into(part, spec.url, spec.name, progress)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise PoseFaceError(f"{dest}: cannot download {spec.what} ({reason}); offline? {offline_hint(spec, dest)}") from None
+        raise PoseFaceError(f"{dest}: cannot download {spec.what} ({reason}); offline? {offline_hint(spec, dest, path_key)}") from None
     try:
         digest = verify(part, spec)
     except PoseFaceError:
@@ -207,7 +209,7 @@ def fetch(spec: WeightsSpec, dest: Path, progress: bool = True) -> str:
 
 
 def resolve(spec: WeightsSpec, local_path: str | os.PathLike | None = None, download: bool = True,
-            weights_dir: Path | None = None, report: bool = True) -> Path:
+            weights_dir: Path | None = None, report: bool = True, path_key: str = "") -> Path:
     """Return a checked local file for `spec`.
 
     Order: an explicit `local_path`, the weights folder (`weights_dir`, default `cache_dir()`), then one
@@ -228,7 +230,7 @@ def resolve(spec: WeightsSpec, local_path: str | os.PathLike | None = None, down
         if report:
             _report(cached, spec, digest)
     elif download:
-        digest = fetch(spec, cached)
+        digest = fetch(spec, cached, path_key=path_key)
         if report and not spec.sha256:
             log.warning(integrity_note(cached, spec, digest, first_download=True))
     else:

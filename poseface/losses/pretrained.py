@@ -29,7 +29,7 @@ def find_weights(
         spec = dataclasses.replace(spec, sha256=full_pin(sha256, f"{spec.what} pin (sha256)"))
     report = spec.check != "unverified"
     if spec.url:
-        path = resolve(spec, local_path, report=report)
+        path = resolve(spec, local_path, report=report, path_key=path_key)
     elif local_path is not None:
         path = resolve(spec, local_path, download=False, report=report)
     else:
