@@ -8,10 +8,9 @@ from poseface.models.discriminator import ComponentDiscriminator, GlobalDiscrimi
 from poseface.models.gpen import convert_gpen
 from poseface.models.mmrb import MMRB
 from poseface.models.restorer import PoseFaceNet
+from poseface.zoo import BUNDLED_SHA256, entry
 
-from poseface.zoo import BUNDLED_SHA256, find
-
-BUNDLED_WEIGHTS = find("poseface-small-utkface").local_path()  # its sha256: BUNDLED_SHA256 (poseface/zoo.py)
+BUNDLED_WEIGHTS = entry("poseface-small-utkface").local_path()  # its sha256: BUNDLED_SHA256 (poseface/zoo.py)
 
 
 def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path:
