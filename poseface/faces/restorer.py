@@ -55,10 +55,12 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 
 def load_restoration_model(weights: str | Path | None, device: torch.device) -> torch.nn.Module:
-    """Our .safetensors or GPEN's .pth through poseface.models.load_model; None = the bundled model (checksum verified)."""
+    """Our .safetensors, GPEN's .pth or a zoo name through poseface.models.load_model; None = the bundled
+    model (checksum verified)."""
     from poseface import models
+    from poseface.zoo import weights_file
 
-    path = models.bundled_weights() if weights is None else Path(weights).expanduser()
+    path = models.bundled_weights() if weights is None else weights_file(weights)
     if not path.is_file():
         raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
     return models.load_model(path, device=str(device))
