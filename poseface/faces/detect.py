@@ -5,9 +5,10 @@ finds faces from 80 px up to the whole image. The policy (measured in docs/faces
 `benchmarks/detect.py`):
 
 1. HOG on the photo (shrunk to `max_side` if larger): faces from 80 px, boxes exactly dlib's.
-2. HOG on a copy up-sampled by 80 / `min_face_size` (at most `max_side` pixels long): faces down to
-   `min_face_size`. Its boxes join those of pass 1 where they overlap none (non-maximum suppression),
-   and a box lying mostly inside a larger one (an eye or mouth taken for a small face) is dropped.
+2. HOG on copies up-sampled by s = 80 / `min_face_size` and s / 1.41 (at most `max_side` pixels
+   long): faces down to `min_face_size` (JPEG'd small faces score best on the smaller copy). Strong
+   boxes of pass 1 are kept as dlib gives them; all other boxes are merged by score (non-maximum
+   suppression), and a box lying mostly inside another (an eye or mouth taken for a small face) is dropped.
 3. Weak boxes (score below `verify_below`) that are large enough for MMOD to judge, or that run off
    the image, are kept only if dlib's MMOD CNN confirms them on a small crop (~0.15 s each): the
    up-sampled suit of `skimage.data.astronaut()` scores 0.05.
@@ -31,6 +32,7 @@ from poseface.faces.align import five_points_from_68
 
 DETECTORS = ("auto", "hog", "cnn")
 HOG_WINDOW = 80  # pixels: dlib's frontal HOG filters are 80x80
+BOX_SLACK = 0.8  # HOG boxes come in 1.2x steps: a 17 px face gets a 14.4 px box, which min_face_size 16 keeps
 Box = tuple[float, float, float, float]
 
 
@@ -40,7 +42,7 @@ class DetectorOptions:
     # HOG score (MMOD confidence) below which a detection is dropped. -0.5: on the composite group
     # photos, -0.4 loses 1.7% of the faces and -0.6 adds false positives (docs/faces.md).
     min_score: float = -0.5
-    min_face_size: int = 16  # pixels (box side at full resolution): the smallest face looked for
+    min_face_size: int = 16  # pixels (box side at full resolution): the smallest face looked for (boxes >= 0.8x it kept)
     max_side: int = 4096  # longest side of the largest detection copy (bounds time and memory); 0 = no bound
     # HOG detections scoring below this are kept only if MMOD confirms them on a crop around them when
     # they are at least `verify_min_size` px or run off the image; 0 = trust every HOG detection.
@@ -158,13 +160,15 @@ def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     height, width = image.shape[:2]
     native = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
     found = _run_hog(image, native, options.min_score)
-    scale = options.upsampling(height, width)
-    if scale > 1.25 * native:  # faces the native pass cannot see exist at this scale
-        found = merge_detections(found, _run_hog(image, scale, options.min_score))
-    else:
-        found = merge_detections(found, [])
+    # Strong detections at the photo's own scale keep dlib's boxes; everything else competes by score.
+    strong = [d for d in found if d.score >= options.verify_below]
+    others = [d for d in found if d.score < options.verify_below]
+    top = options.upsampling(height, width)
+    for scale in (top, top / np.sqrt(2)):  # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
+        if scale > 1.25 * native:
+            others += _run_hog(image, scale, options.min_score)
     kept = []
-    for detection in found:
+    for detection in merge_detections(strong, others):
         weak = detection.score < options.verify_below
         side = min(detection.box[2] - detection.box[0], detection.box[3] - detection.box[1])
         checkable = side >= options.verify_min_size or _runs_off(detection.box, height, width)
@@ -215,7 +219,7 @@ def detect_faces(image: np.ndarray, options: DetectorOptions | None = None) -> l
     found: list[Detection] = []
     for policy in policies:
         try:
-            found = [d for d in policy(image, options) if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= options.min_face_size]
+            found = [d for d in policy(image, options) if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= BOX_SLACK * options.min_face_size]
         except RuntimeError as exc:  # dlib's own errors: report them as one line
             name = "hog" if policy is _hog_policy else "cnn"
             raise PoseFaceError(f"dlib {name} face detection failed ({str(exc).strip().splitlines()[-1]})") from None
