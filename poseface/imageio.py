@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,11 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, before decoding
+            image = Image.open(path)
+        with image:
+            refuse_above_limit(path, image.size, max_pixels)
             image.load()
             image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
@@ -52,6 +57,15 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return image
 
 
+def refuse_above_limit(path: str | os.PathLike, size: tuple[int, int], max_pixels: int) -> None:
+    """PoseFaceError if an image of `size` (width, height) has more than `max_pixels` pixels (exactly the limit is fine)."""
+    width, height = size
+    if width * height > max_pixels:
+        raise PoseFaceError(
+            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
+        )
+
+
 def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read any supported image as (H, W, 3) uint8 RGB (grey is expanded, alpha dropped, 16-bit scaled)."""
     image = open_image(path, max_pixels)
@@ -62,24 +76,95 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def atomic_write(path: str | os.PathLike, save) -> Path:
+def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
     """Run `save(temporary_path)` next to `path`, then rename it into place (creating folders):
-    a crash never leaves a half-written file, and the result has normal file permissions."""
+    a crash never leaves a half-written file, and the result has normal file permissions.
+
+    With `replace=False` an existing `path` is never replaced (checked atomically where the file
+    system has hard links): PoseFaceError with `already_exists(path)` instead."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=".tmp-")
     os.close(handle)
     try:
+        _usual_permissions(Path(tmp_name))  # before `save`, which may set its own (shutil.copymode)
         save(tmp_name)
-        os.replace(tmp_name, path)
+        if replace:
+            os.replace(tmp_name, path)
+        else:
+            _move_without_replacing(Path(tmp_name), path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return _usual_permissions(path)
+    return path
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
-    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders."""
+def _move_without_replacing(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # fails if `target` exists, atomically
+    except FileExistsError:
+        raise PoseFaceError(already_exists(target)) from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if target.exists():
+            raise PoseFaceError(already_exists(target)) from None
+        os.replace(source, target)
+
+
+def already_exists(path: str | os.PathLike, other: str = "-o") -> str:
+    """The one wording, in every command, for an output file that exists and is left alone."""
+    return f"{path}: already exists and was kept; pass --overwrite or choose another {other}"
+
+
+def refuse_existing(paths, overwrite: bool, other: str = "-o") -> None:
+    """PoseFaceError naming the first of `paths` that exists, unless `overwrite`."""
+    if overwrite:
+        return
+    for path in map(Path, paths):
+        if path.exists():
+            raise PoseFaceError(already_exists(path, other))
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "-o") -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written."""
+    folder = Path(folder)
+    existing = _nearest_existing(folder)
+    if existing == Path(os.path.abspath(folder)) and not existing.is_dir():
+        raise PoseFaceError(f"{folder}: exists and is not a folder; choose another output folder ({option})")
+    if not existing.is_dir():
+        raise PoseFaceError(f"{folder}: cannot be created, {existing} is a file; choose another output folder ({option})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PoseFaceError(f"{folder}: cannot be written, {existing} is read-only for this user; choose another output folder ({option}) or fix its permissions")
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = True, option: str = "-o") -> Path:
+    """Refuse, before any work, an output file whose folder cannot be written, that is a folder,
+    or (unless `overwrite`) that exists."""
+    path = Path(path)
+    if path.is_dir():
+        raise PoseFaceError(f"{path}: is a folder; give a file name ({option})")
+    check_output_folder(path.parent, option)
+    refuse_existing([path], overwrite, option)
+    return path
+
+
+def check_max_pixels(max_pixels: int) -> int:
+    """--max-pixels must be a positive number of pixels."""
+    if max_pixels < 1:
+        raise PoseFaceError(f"--max-pixels {max_pixels}: must be at least 1 (pixels); the default is {DEFAULT_MAX_PIXELS}")
+    return max_pixels
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, replace: bool = True) -> Path:
+    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders;
+    `replace=False`: never replace an existing file (see atomic_write)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -104,7 +189,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -
         else:
             image.save(tmp_name)
 
-    return atomic_write(path, save)
+    return atomic_write(path, save, replace)
 
 
 # ---- full-fidelity reading and writing (grey, alpha, 16-bit), used by `poseface restore` ----------
@@ -144,10 +229,7 @@ def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int]:
             bits = header.tag_v2.get(258, (8,)) if file_format == "TIFF" else (8,)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None, False, 1  # open_image reports it
-    if width * height > max_pixels:
-        raise PoseFaceError(
-            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
-        )
+    refuse_above_limit(path, (width, height), max_pixels)
     if file_format == "PNG":
         sixteen = _png_bit_depth(path) == 16
     else:
@@ -183,7 +265,7 @@ def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXEL
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
 
 
-def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> Path:
+def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 95, replace: bool = True) -> Path:
     """Write what `read_image_full` returns, at the input's depth where the format allows.
 
     uint16 goes to PNG/TIFF at 16 bits and is reduced to 8 bits for other formats; alpha is kept
@@ -203,10 +285,10 @@ def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 
         elif suffix in (".jpg", ".jpeg", ".bmp"):
             array = array[..., 0]
         else:
-            return _write_pil(path, _la_image(array))
+            return atomic_write(path, _la_image(array).save, replace)
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
-    return write_image(path, array, quality=quality)
+    return write_image(path, array, quality=quality, replace=replace)
 
 
 def _usual_permissions(path: Path) -> Path:
@@ -220,6 +302,3 @@ def _usual_permissions(path: Path) -> Path:
 def _la_image(array: np.ndarray) -> Image.Image:
     return Image.merge("LA", (Image.fromarray(np.ascontiguousarray(array[..., 0])), Image.fromarray(np.ascontiguousarray(array[..., 1]))))
 
-
-def _write_pil(path: Path, image: Image.Image) -> Path:
-    return atomic_write(path, image.save)
