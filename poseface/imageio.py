@@ -131,26 +131,33 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_output_folder(folder: str | os.PathLike, option: str = "-o") -> Path:
-    """Refuse, before any work, an output folder that is a file or cannot be created or written."""
-    folder = Path(folder)
+def _refuse_unwritable(path: Path, folder: Path, fix: str) -> None:
+    """PoseFaceError unless `folder` exists as a writable folder or can be created (as `path`'s)."""
     existing = _nearest_existing(folder)
-    if existing == Path(os.path.abspath(folder)) and not existing.is_dir():
-        raise PoseFaceError(f"{folder}: exists and is not a folder; choose another output folder ({option})")
     if not existing.is_dir():
-        raise PoseFaceError(f"{folder}: cannot be created, {existing} is a file; choose another output folder ({option})")
+        raise PoseFaceError(f"{path}: cannot be created, {existing} is a file; {fix}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PoseFaceError(f"{folder}: cannot be written, {existing} is read-only for this user; choose another output folder ({option}) or fix its permissions")
+        raise PoseFaceError(f"{path}: cannot be written, {existing} is read-only for this user; {fix} or fix its permissions")
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "-o") -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written.
+    Creates nothing."""
+    folder = Path(folder)
+    fix = f"choose another output folder ({option})"
+    if folder.exists() and not folder.is_dir():
+        raise PoseFaceError(f"{folder}: exists and is not a folder; {fix}")
+    _refuse_unwritable(folder, folder, fix)
     return folder
 
 
 def check_output_file(path: str | os.PathLike, overwrite: bool = True, option: str = "-o") -> Path:
-    """Refuse, before any work, an output file whose folder cannot be written, that is a folder,
-    or (unless `overwrite`) that exists."""
+    """Refuse, before any work, an output file that is a folder, whose folder cannot be created or
+    written, or (unless `overwrite`) that exists. Creates nothing."""
     path = Path(path)
     if path.is_dir():
         raise PoseFaceError(f"{path}: is a folder; give a file name ({option})")
-    check_output_folder(path.parent, option)
+    _refuse_unwritable(path, path.parent, f"choose another {option}")
     refuse_existing([path], overwrite, option)
     return path
 

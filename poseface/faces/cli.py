@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from poseface.cli import exit_code
 from poseface.faces.detect import DETECTORS, DetectorOptions
 from poseface.faces.restorer import DEVICES, PRECISIONS, Restorer
 from poseface.faces.run import EXTENSIONS, RunOptions, restore_files
@@ -59,4 +60,4 @@ def run_restore(args: argparse.Namespace) -> int:
     summary = restore_files(restorer, args.inputs, options)
     for line in summary.lines(options.output):
         print(line)
-    return 1 if summary.skipped or summary.non_finite_faces else 0
+    return exit_code(len(summary.skipped) + summary.non_finite_faces)
