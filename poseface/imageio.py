@@ -39,11 +39,7 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, before decoding
-            image = Image.open(path)
-        with image:
-            refuse_above_limit(path, image.size, max_pixels)
+        with open_within_limit(path, path, max_pixels) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
@@ -54,6 +50,20 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise PoseFaceError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); the file is truncated, corrupt or not an image") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+    return image
+
+
+def open_within_limit(source, label: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """`Image.open(source)` (header only, nothing decoded yet), refusing an image of more than
+    `max_pixels` pixels: Pillow alone only warns below twice its limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused here, before decoding
+        image = Image.open(source)
+    try:
+        refuse_above_limit(label, image.size, max_pixels)
+    except PoseFaceError:
+        image.close()
+        raise
     return image
 
 

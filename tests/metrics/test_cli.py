@@ -140,6 +140,10 @@ def test_benchmark_command(tiny_weights, tmp_path, capsys):
     assert code == 0, err
     assert "| tiny |" in out and "s / face" in out and "MMRBs" in out
     assert (tmp_path / "bench.md").read_text().startswith("# Benchmark")
+    (tmp_path / "bench.md").write_text("my notes")
+    code, _, err = run(capsys, "benchmark", "--weights", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "bench.md"))
+    assert code == 2 and "bench.md: already exists and was kept; pass --overwrite" in err  # checked before the model loads
+    assert (tmp_path / "bench.md").read_text() == "my notes"
 
 
 @pytest.mark.parametrize("sr", [None, 2])
