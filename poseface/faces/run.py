@@ -186,8 +186,11 @@ def existing_outputs(target: Path, side: Path, options: RunOptions) -> list[Path
     return found
 
 
-def kept_reason(path: Path, existing: list[Path]) -> str:
-    return f"{path}: {already_exists(existing[0], '-o or --suffix')}"
+def kept_reason(path: Path, target: Path, existing: list[Path]) -> str:
+    """Why an input is skipped: its first existing output is kept. --suffix renames only the image,
+    not its faces/ and compare/ files."""
+    other = "-o or --suffix" if existing[0] == target else "-o"
+    return f"{path}: {already_exists(existing[0], other)}"
 
 
 def too_large_output_reason(path: Path, image: np.ndarray, restorer: Restorer, max_pixels: int) -> str | None:
@@ -228,9 +231,10 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
     def readable() -> Iterator[tuple[Path, np.ndarray]]:
         for item in files:
-            existing = [] if options.overwrite else existing_outputs(*targets[item.path], options)
+            target, side = targets[item.path]
+            existing = [] if options.overwrite else existing_outputs(target, side, options)
             if existing:
-                skip(item.path, kept_reason(item.path, existing))
+                skip(item.path, kept_reason(item.path, target, existing))
                 continue
             try:
                 image = read_image_full(item.path, options.max_pixels)
