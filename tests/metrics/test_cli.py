@@ -199,6 +199,10 @@ def test_fid_stats_command_offline_is_one_line(folders, tmp_path, capsys, offlin
     code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
     assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.npz").exists()
+    (tmp_path / "s.npz").write_bytes(b"my statistics")
+    code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
+    assert code == 2 and err == f"poseface: error: {tmp_path / 's.npz'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    assert (tmp_path / "s.npz").read_bytes() == b"my statistics"
 
 
 def test_folder_statistics_with_a_stand_in_network(folders):
