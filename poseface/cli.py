@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "poseface.faces.cli",  # restore
     "poseface.metrics.cli",  # evaluate
     "poseface.train.cli",  # train
+    "poseface.weights_cli",  # weights list, weights get
 )
 
 

@@ -7,8 +7,11 @@ uint8 unless a function says otherwise. Unreadable files raise `PoseFaceError` n
 from __future__ import annotations
 
 import os
+import re
+import struct
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,8 @@ from PIL import Image, ImageOps
 
 from poseface.errors import PoseFaceError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+OUTPUT_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".gif")  # GIF is read, never written (256 colours)
 DEFAULT_MAX_PIXELS = 20000 * 20000  # decompression-bomb limit: 400 megapixels
 
 
@@ -27,6 +31,13 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
         raise PoseFaceError(f"{root}: not a folder")
     pattern = "**/*" if recursive else "*"
     return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def broken_links(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Symbolic links below `folder` with an image suffix whose target does not exist, sorted."""
+    pattern = "**/*" if recursive else "*"
+    found = (p for p in Path(folder).glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in found if p.is_symlink() and not p.exists())
 
 
 def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -86,6 +97,10 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
+TEMPORARY_PREFIX = ".tmp-"  # atomic_write's temporary files: .tmp-<8 of tempfile's [a-z0-9_]><suffix>
+_OWN_TEMPORARY_IMAGE = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES) + r")")
+
+
 def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
     """Run `save(temporary_path)` next to `path`, then rename it into place (creating folders):
     a crash never leaves a half-written file, and the result has normal file permissions.
@@ -94,7 +109,7 @@ def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
     system has hard links): PoseFaceError with `already_exists(path)` instead."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=".tmp-")
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=TEMPORARY_PREFIX)
     os.close(handle)
     try:
         _usual_permissions(Path(tmp_name))  # before `save`, which may set its own (shutil.copymode)
@@ -179,9 +194,24 @@ def check_max_pixels(max_pixels: int) -> int:
     return max_pixels
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, replace: bool = True) -> Path:
+def stale_temporary_images(folder: str | os.PathLike, older_than: float) -> list[Path]:
+    """Image files `atomic_write` left in `folder` (not below it) when a process was killed mid-write:
+    exactly its name pattern, last modified before `older_than` (seconds since the epoch), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    candidates = (p for p in folder.iterdir() if _OWN_TEMPORARY_IMAGE.fullmatch(p.name))
+    return sorted(p for p in candidates if p.is_file() and not p.is_symlink() and p.stat().st_mtime < older_than)
+
+
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+) -> Path:
     """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders;
-    `replace=False`: never replace an existing file (see atomic_write)."""
+    `replace=False`: never replace an existing file (see atomic_write).
+
+    `metadata` (ICC profile, EXIF) is written where Pillow writes the format (PNG, JPEG, WebP, TIFF
+    at 8 bits); 16-bit files go through OpenCV, which cannot carry it."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -201,10 +231,11 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, r
                 raise PoseFaceError(f"{path}: OpenCV could not write a 16-bit {suffix} file; use .png or .tif")
             return
         image = Image.fromarray(np.ascontiguousarray(array.astype(np.uint8)))
+        extra = _metadata_arguments(suffix, metadata)
         if suffix in (".jpg", ".jpeg"):
-            image.convert("RGB").save(tmp_name, quality=quality)
+            image.convert("RGB").save(tmp_name, quality=quality, **extra)
         else:
-            image.save(tmp_name)
+            image.save(tmp_name, **extra)
 
     return atomic_write(path, save, replace)
 
@@ -212,7 +243,42 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, r
 # ---- full-fidelity reading and writing (grey, alpha, 16-bit), used by `poseface restore` ----------
 
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # where a 16-bit image can be written back at 16 bits
+METADATA_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # where the ICC profile and EXIF are kept
 _ORIENTATION_TAG = 0x0112
+# TIFF tags that describe the pixel layout, not the photo: never carried as EXIF into another file
+_LAYOUT_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339, 34675})
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """What a file says about its pixels besides the pixels: kept from input to output by `poseface restore`."""
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # orientation reset to 1: `read_image_full` returns the pixels upright
+    frames: int = 1  # frames or pages in the file; only the first is read
+
+
+def _metadata_arguments(suffix: str, metadata: ImageMetadata | None) -> dict[str, bytes]:
+    """Pillow `save` keyword arguments that write `metadata` into a `suffix` file."""
+    if metadata is None or suffix not in METADATA_SUFFIXES:
+        return {}
+    extra = {"icc_profile": metadata.icc_profile, "exif": metadata.exif}
+    return {key: value for key, value in extra.items() if value}
+
+
+def _upright_exif(header: Image.Image) -> bytes | None:
+    """The file's EXIF with the orientation reset to 1 and TIFF layout tags removed; None without EXIF."""
+    exif = header.getexif()
+    for tag in _LAYOUT_TAGS & set(exif):
+        del exif[tag]
+    if not exif:
+        return None
+    if _ORIENTATION_TAG in exif:
+        exif[_ORIENTATION_TAG] = 1
+    try:
+        return exif.tobytes()
+    except (ValueError, TypeError, KeyError, struct.error):
+        return None  # EXIF Pillow cannot write back (malformed tags): the output goes without it
 
 
 def _png_bit_depth(path: Path) -> int:
@@ -235,33 +301,44 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
 
 
-def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int]:
-    """(format, 16-bit colour?, EXIF orientation) from the header alone; refuses images above
-    `max_pixels` here because Pillow only warns up to twice its limit."""
+def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int, ImageMetadata]:
+    """(format, 16-bit colour?, EXIF orientation, metadata) from the header alone; refuses images
+    above `max_pixels` here because Pillow only warns up to twice its limit."""
     try:
         with Image.open(path) as header:
             width, height = header.size
             file_format = header.format
             orientation = header.getexif().get(_ORIENTATION_TAG, 1)
             bits = header.tag_v2.get(258, (8,)) if file_format == "TIFF" else (8,)
+            metadata = ImageMetadata(header.info.get("icc_profile") or None, _upright_exif(header), getattr(header, "n_frames", 1))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None, False, 1  # open_image reports it
+        return None, False, 1, ImageMetadata()  # open_image reports it
     refuse_above_limit(path, (width, height), max_pixels)
     if file_format == "PNG":
         sixteen = _png_bit_depth(path) == 16
     else:
         sixteen = file_format == "TIFF" and max(bits if isinstance(bits, tuple) else (bits,)) == 16
-    return file_format, sixteen, orientation
+    return file_format, sixteen, orientation, metadata
 
 
 def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image keeping what `read_rgb` drops: grey stays (H, W), alpha is kept as the last
     channel ((H, W, 2) grey+alpha or (H, W, 4) RGBA), and 16-bit PNG/TIFF stay uint16.
 
-    Everything else is uint8 (H, W, 3) RGB. EXIF orientation is applied. One-line errors as open_image.
+    Everything else is uint8 (H, W, 3) RGB. EXIF orientation is applied; of an animated or
+    multi-page file, the first frame. One-line errors as open_image.
     """
+    return read_image_and_metadata(path, max_pixels)[0]
+
+
+def read_image_and_metadata(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageMetadata]:
+    """`read_image_full`, plus the file's ICC profile, EXIF (orientation reset to 1) and frame count."""
     path = Path(path)
-    _, sixteen_colour, orientation = _header(path, max_pixels)
+    _, sixteen_colour, orientation, metadata = _header(path, max_pixels)
+    return _read_pixels(path, max_pixels, sixteen_colour, orientation), metadata
+
+
+def _read_pixels(path: Path, max_pixels: int, sixteen_colour: bool, orientation: int) -> np.ndarray:
     image = open_image(path, max_pixels)  # validates, decodes, applies EXIF orientation
     mode = image.mode
     if sixteen_colour and mode in ("RGB", "RGBA"):
@@ -282,12 +359,14 @@ def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXEL
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
 
 
-def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 95, replace: bool = True) -> Path:
+def write_image_full(
+    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+) -> Path:
     """Write what `read_image_full` returns, at the input's depth where the format allows.
 
     uint16 goes to PNG/TIFF at 16 bits and is reduced to 8 bits for other formats; alpha is kept
     where the format has it (JPEG drops it); (H, W, 2) grey+alpha is written as LA (8-bit) or,
-    at 16 bits, as RGBA.
+    at 16 bits, as RGBA. `metadata` as in `write_image`.
     """
     path = Path(path)
     array = np.asarray(array)
@@ -302,10 +381,11 @@ def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 
         elif suffix in (".jpg", ".jpeg", ".bmp"):
             array = array[..., 0]
         else:
-            return atomic_write(path, _la_image(array).save, replace)
+            image = _la_image(array)
+            return atomic_write(path, lambda tmp_name: image.save(tmp_name, **_metadata_arguments(suffix, metadata)), replace)
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
-    return write_image(path, array, quality=quality, replace=replace)
+    return write_image(path, array, quality=quality, metadata=metadata, replace=replace)
 
 
 def _usual_permissions(path: Path) -> Path:

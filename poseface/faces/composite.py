@@ -101,3 +101,37 @@ def score_detections(truth: list[tuple[float, ...]], found: list[tuple[float, ..
         else:
             false_positives += 1
     return len(matched), false_positives
+
+
+@dataclass
+class BenchmarkPhoto:
+    name: str
+    kind: str  # "group" (29 faces of 30-45 px), "tiny" (16-24 px), "small" (4 faces in a small image) or "none"
+    image: np.ndarray
+    boxes: list[tuple[float, float, float, float]]
+
+
+GROUP_TONES = (("color", 0), ("grey", 0), ("sepia", 0), ("color", 40), ("grey", 35), ("sepia", 30))
+
+
+def detection_benchmark(crops: list[np.ndarray], negatives: list[tuple[str, np.ndarray]] = ()) -> list[BenchmarkPhoto]:
+    """The detection test set: 6 group photos (colour, grey, sepia, each clean and JPEG'd), 2 of tiny
+    faces, 4 small images of 4 faces, plus `negatives` (images holding no face). Needs 216 crops."""
+    if len(crops) < 216:
+        raise ValueError(f"the detection benchmark needs 216 face crops, got {len(crops)}")
+    photos = []
+    for k, (tone, quality) in enumerate(GROUP_TONES):
+        made = group_photo(crops[k * 29 : (k + 1) * 29], GroupPhotoConfig(tone=tone, jpeg_quality=quality), seed=k)
+        photos.append(BenchmarkPhoto(f"group-{tone}" + (f"-q{quality}" if quality else ""), "group", made.image, made.boxes))
+    for k in range(2):
+        made = group_photo(crops[174 + k * 15 : 189 + k * 15], GroupPhotoConfig(faces=15, per_row=5, min_face=16, max_face=24,
+                                                                              jpeg_quality=60 if k else 0), seed=10 + k)
+        photos.append(BenchmarkPhoto(f"tiny-{k}", "tiny", made.image, made.boxes))
+    for k in range(3):
+        made = group_photo(crops[204 + k * 4 : 208 + k * 4], GroupPhotoConfig(faces=4, per_row=2, min_face=40, max_face=60,
+                                                                            jpeg_quality=50), seed=20 + k)
+        photos.append(BenchmarkPhoto(f"small-{k}", "small", made.image, made.boxes))
+    for k in range(3):
+        photos.append(BenchmarkPhoto(f"texture-{k}", "none", textured_background(480, 720, np.random.default_rng(100 + k)), []))
+    photos += [BenchmarkPhoto(name, "none", image, []) for name, image in negatives]
+    return photos

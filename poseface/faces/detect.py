@@ -1,9 +1,21 @@
-"""Offline face detection and 68-point landmarks with dlib.
+"""Offline face detection and 68-point landmarks with dlib: a multi-scale policy.
 
-HOG first (about 20 ms at 512 px), the MMOD CNN when HOG finds nothing or when asked (about 2 s at
-512 px on 2 CPU cores): HOG misses heavily degraded, rotated and squeezed faces that MMOD finds
-(/work/shared/reference/dependencies_here.md section 2). Detection runs on a copy shrunk to at most
-`max_side` pixels; landmarks are then predicted on the full-resolution image.
+dlib's HOG detector scans an 80x80 window over a pyramid that only shrinks the image, so one pass
+finds faces from 80 px up to the whole image. The policy (measured in docs/faces.md, printed by
+`benchmarks/detect.py`):
+
+1. HOG on the photo (shrunk to `max_side` if larger): faces from 80 px, boxes exactly dlib's.
+2. HOG on a copy up-sampled by 80 / `min_face_size` (at most `max_side` pixels long): faces down to
+   `min_face_size`. Its boxes join those of pass 1 where they overlap none (non-maximum suppression),
+   and a box lying mostly inside a larger one (an eye or mouth taken for a small face) is dropped.
+3. Weak boxes (score below `verify_below`) that are large enough for MMOD to judge, or that run off
+   the image, are kept only if dlib's MMOD CNN confirms them on a small crop (~0.15 s each): the
+   up-sampled suit of `skimage.data.astronaut()` scores 0.05.
+4. `auto`: when HOG finds nothing, the MMOD CNN on the photo (about 2 s at 512 px on 2 CPU cores), which
+   finds rotated and heavily degraded faces HOG misses.
+
+Landmarks are predicted on the full-resolution photo; faces smaller than the HOG window get them on
+an up-sampled crop (the predictor samples single pixels, which alias on a 30 px face).
 """
 
 from __future__ import annotations
@@ -18,30 +30,40 @@ from poseface.faces import dlib_models
 from poseface.faces.align import five_points_from_68
 
 DETECTORS = ("auto", "hog", "cnn")
+HOG_WINDOW = 80  # pixels: dlib's frontal HOG filters are 80x80
+Box = tuple[float, float, float, float]
 
 
 @dataclass
 class DetectorOptions:
-    method: str = "auto"  # "hog", "cnn", or "auto" (HOG, then MMOD CNN if HOG finds nothing)
-    min_score: float = 0.0  # HOG score / MMOD confidence below which a detection is dropped
-    min_face_size: int = 20  # pixels (box side in the full-resolution image); smaller faces are ignored
-    max_side: int = 1280  # detect on a copy whose longer side is at most this (0 = never shrink)
-    upsample: int = 0  # dlib's upsampling of the detection copy (1 finds ~40 px faces, 4x slower)
-    # HOG detections scoring below this are kept only if MMOD confirms them on a small crop around
-    # them (~0.15 s each): a JPEG'd astronaut gives a 0.10 false positive on the suit, the face
-    # itself scores 0.28 when heavily degraded (MMOD: 1.0). 0 = trust every HOG detection.
+    method: str = "auto"  # "hog", "cnn", or "auto" (HOG, then the MMOD CNN if HOG finds nothing)
+    # HOG score (MMOD confidence) below which a detection is dropped. -0.5: on the composite group
+    # photos, -0.4 loses 1.7% of the faces and -0.6 adds false positives (docs/faces.md).
+    min_score: float = -0.5
+    min_face_size: int = 16  # pixels (box side at full resolution): the smallest face looked for
+    max_side: int = 4096  # longest side of the largest detection copy (bounds time and memory); 0 = no bound
+    # HOG detections scoring below this are kept only if MMOD confirms them on a crop around them when
+    # they are at least `verify_min_size` px or run off the image; 0 = trust every HOG detection.
     verify_below: float = 0.5
+    verify_min_size: int = 48  # MMOD's own smallest face is about 40 px
 
     def __post_init__(self) -> None:
         if self.method not in DETECTORS:
             raise PoseFaceError(f"--detector {self.method}: unknown detector; use one of {', '.join(DETECTORS)}")
-        if self.min_face_size < 1 or self.max_side < 0 or self.upsample < 0:
-            raise PoseFaceError("detector options: min_face_size must be >= 1, max_side >= 0 and upsample >= 0")
+        if self.min_face_size < 1 or self.max_side < 0 or self.verify_min_size < 0:
+            raise PoseFaceError("detector options: min_face_size must be >= 1, max_side and verify_min_size >= 0")
+
+    def upsampling(self, height: int, width: int) -> float:
+        """Scale of the detection copy that finds faces of `min_face_size` px, bounded by `max_side`."""
+        scale = HOG_WINDOW / self.min_face_size
+        if self.max_side:
+            scale = min(scale, self.max_side / max(height, width))
+        return scale
 
 
 @dataclass
 class DetectedFace:
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in full-resolution pixels
+    box: Box  # x0, y0, x1, y1 in full-resolution pixels
     score: float  # HOG score or MMOD confidence
     detector: str  # "hog" or "cnn"
     landmarks: np.ndarray = field(repr=False)  # (68, 2) float64
@@ -52,31 +74,44 @@ class DetectedFace:
         return float(min(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-def _shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    longest = max(image.shape[:2])
-    if max_side <= 0 or longest <= max_side:
-        return image, 1.0
-    factor = max_side / longest
-    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
+@dataclass
+class Detection:
+    box: Box
+    score: float
+    detector: str
 
 
-def _run_hog(image: np.ndarray, options: DetectorOptions) -> list[tuple[tuple[int, int, int, int], float]]:
-    rects, scores, _ = dlib_models.hog_detector().run(image, options.upsample, options.min_score)
-    return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
+def resized(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image` scaled by `scale` (area averaging down, bicubic up)."""
+    if scale == 1.0:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def _scaled_box(box: tuple[float, ...], scale: float) -> Box:
+    return tuple(float(v) / scale for v in box)  # type: ignore[return-value]
+
+
+def _run_hog(image: np.ndarray, scale: float, min_score: float) -> list[Detection]:
+    """HOG on `image` scaled by `scale`; boxes in `image`'s pixels."""
+    rects, scores, _ = dlib_models.hog_detector().run(np.ascontiguousarray(resized(image, scale)), 0, min_score)
+    return [Detection(_scaled_box((r.left(), r.top(), r.right(), r.bottom()), scale), float(s), "hog") for r, s in zip(rects, scores)]
 
 
 MMOD_MIN_SIDE = 48  # dlib's MMOD network raises on images smaller than its filter windows
 
 
-def _run_cnn(image: np.ndarray, options: DetectorOptions) -> list[tuple[tuple[int, int, int, int], float]]:
-    if min(image.shape[:2]) * 2**options.upsample < MMOD_MIN_SIDE:
+def _run_cnn(image: np.ndarray, scale: float, min_score: float) -> list[Detection]:
+    small = np.ascontiguousarray(resized(image, scale))
+    if min(small.shape[:2]) < MMOD_MIN_SIDE:
         return []
-    found = dlib_models.cnn_detector()(image, options.upsample)
-    return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in found]
+    found = dlib_models.cnn_detector()(small, 0)
+    return [Detection(_scaled_box((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), scale), float(d.confidence), "cnn")
+            for d in found if d.confidence >= min_score]
 
 
-def _confirmed_by_cnn(image: np.ndarray, box: tuple[float, float, float, float], options: DetectorOptions) -> bool:
+def _confirmed_by_cnn(image: np.ndarray, box: Box, min_score: float) -> bool:
     """Does MMOD find a face centred inside `box` in a crop twice the box size (box ~80 px)?"""
     x0, y0, x1, y1 = box
     side = 2.0 * max(x1 - x0, y1 - y0)
@@ -86,57 +121,113 @@ def _confirmed_by_cnn(image: np.ndarray, box: tuple[float, float, float, float],
     if rx1 - rx0 < 2 or ry1 - ry0 < 2:
         return False
     factor = 160.0 / side
-    region = cv2.resize(
-        image[ry0:ry1, rx0:rx1], (max(1, round((rx1 - rx0) * factor)), max(1, round((ry1 - ry0) * factor))),
-        interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC,
-    )
-    for (l, t, r, b), score in _run_cnn(np.ascontiguousarray(region), DetectorOptions(upsample=0)):
-        centre_x, centre_y = rx0 + (l + r) / 2 / factor, ry0 + (t + b) / 2 / factor
-        if score >= options.min_score and x0 <= centre_x <= x1 and y0 <= centre_y <= y1:
+    for found in _run_cnn(np.ascontiguousarray(image[ry0:ry1, rx0:rx1]), factor, min_score):
+        centre_x, centre_y = rx0 + (found.box[0] + found.box[2]) / 2, ry0 + (found.box[1] + found.box[3]) / 2
+        if x0 <= centre_x <= x1 and y0 <= centre_y <= y1:
             return True
     return False
 
 
-def landmarks_68(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """68 landmarks (x, y) of the face in `box` of the RGB uint8 `image`."""
+def box_overlap(a: Box, b: Box) -> tuple[float, float]:
+    """(intersection over union, intersection over the smaller box's area)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0, 0.0
+    inter = w * h
+    area_a, area_b = (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area_a + area_b - inter), inter / min(area_a, area_b)
+
+
+def merge_detections(preferred: list[Detection], others: list[Detection], max_iou: float = 0.3, max_inside: float = 0.5) -> list[Detection]:
+    """Non-maximum suppression: `preferred` boxes first, then `others` by score; a box is dropped when
+    it overlaps a kept one by IoU > `max_iou` or lies more than `max_inside` inside it (or around it)."""
+    kept: list[Detection] = []
+    for candidate in sorted(preferred, key=lambda d: -d.score) + sorted(others, key=lambda d: -d.score):
+        if all(max(o[0] / max_iou, o[1] / max_inside) <= 1.0 for o in (box_overlap(candidate.box, k.box) for k in kept)):
+            kept.append(candidate)
+    return kept
+
+
+def _runs_off(box: Box, height: int, width: int, tolerance: float = 0.1) -> bool:
+    side = max(box[2] - box[0], box[3] - box[1])
+    return min(box[0], box[1], width - box[2], height - box[3]) < -tolerance * side
+
+
+def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
+    height, width = image.shape[:2]
+    native = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
+    found = _run_hog(image, native, options.min_score)
+    scale = options.upsampling(height, width)
+    if scale > 1.25 * native:  # faces the native pass cannot see exist at this scale
+        found = merge_detections(found, _run_hog(image, scale, options.min_score))
+    else:
+        found = merge_detections(found, [])
+    kept = []
+    for detection in found:
+        weak = detection.score < options.verify_below
+        side = min(detection.box[2] - detection.box[0], detection.box[3] - detection.box[1])
+        checkable = side >= options.verify_min_size or _runs_off(detection.box, height, width)
+        if weak and checkable and not _confirmed_by_cnn(image, detection.box, max(options.min_score, 0.0)):
+            continue
+        kept.append(detection)
+    return kept
+
+
+def _mmod_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
+    # MMOD's confidences are not HOG scores: it keeps its own threshold (0) unless --min-score is higher
+    height, width = image.shape[:2]
+    scale = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
+    return merge_detections(_run_cnn(image, min(scale, 1280 / max(height, width)), max(options.min_score, 0.0)), [])
+
+
+LANDMARK_MIN_SIDE = HOG_WINDOW  # smaller faces get their landmarks on a crop up-sampled to this size
+
+
+def landmarks_68(image: np.ndarray, box: Box, min_side: int = LANDMARK_MIN_SIDE) -> np.ndarray:
+    """68 landmarks (x, y) of the face in `box` of the RGB uint8 `image`.
+
+    A face smaller than `min_side` px is first cut out with one box of margin and up-sampled
+    (bicubic) to that size: dlib's predictor compares single pixels, which alias on small faces.
+    """
     import dlib
 
+    side = min(box[2] - box[0], box[3] - box[1])
+    origin, factor, region = np.zeros(2), 1.0, image
+    if 0 < side < min_side:
+        factor = min_side / side
+        x0, y0 = max(int(box[0] - side), 0), max(int(box[1] - side), 0)
+        x1, y1 = min(int(np.ceil(box[2] + side)), image.shape[1]), min(int(np.ceil(box[3] + side)), image.shape[0])
+        region = np.ascontiguousarray(resized(image[y0:y1, x0:x1], factor))
+        origin = np.array([x0, y0], dtype=np.float64)
+        box = tuple((v - o + 0.5) * factor - 0.5 for v, o in zip(box, (x0, y0, x0, y0)))  # type: ignore[assignment]
     rect = dlib.rectangle(*(int(round(v)) for v in box))
-    shape = dlib_models.shape_predictor()(image, rect)
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    shape = dlib_models.shape_predictor()(region, rect)
+    points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    return (points + 0.5) / factor - 0.5 + origin if factor != 1.0 else points
 
 
 def detect_faces(image: np.ndarray, options: DetectorOptions | None = None) -> list[DetectedFace]:
     """Faces in an RGB uint8 (H, W, 3) image, sorted left to right, with landmarks and 5 points."""
     options = options or DetectorOptions()
     image = np.ascontiguousarray(image)
-    small, factor = _shrunk(image, options.max_side)
-    runs = {"hog": (_run_hog,), "cnn": (_run_cnn,), "auto": (_run_hog, _run_cnn)}[options.method]
-    found: list[tuple[tuple[float, ...], float, str]] = []
-    for run in runs:
-        name = "hog" if run is _run_hog else "cnn"
+    policies = {"hog": (_hog_policy,), "cnn": (_mmod_policy,), "auto": (_hog_policy, _mmod_policy)}[options.method]
+    found: list[Detection] = []
+    for policy in policies:
         try:
-            detections = run(small, options)
+            found = [d for d in policy(image, options) if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= options.min_face_size]
         except RuntimeError as exc:  # dlib's own errors: report them as one line
+            name = "hog" if policy is _hog_policy else "cnn"
             raise PoseFaceError(f"dlib {name} face detection failed ({str(exc).strip().splitlines()[-1]})") from None
-        for box, score in detections:
-            if score < options.min_score:
-                continue
-            full_box = tuple(v / factor for v in box)
-            if min(full_box[2] - full_box[0], full_box[3] - full_box[1]) < options.min_face_size:
-                continue
-            if name == "hog" and score < options.verify_below and not _confirmed_by_cnn(image, full_box, options):
-                continue
-            found.append((full_box, score, name))
         if found:
             break
     faces = []
-    for box, score, name in sorted(found, key=lambda item: item[0][0]):
-        landmarks = landmarks_68(image, box)
+    for detection in sorted(found, key=lambda d: d.box[0]):
+        landmarks = landmarks_68(image, detection.box)
         points5 = five_points_from_68(landmarks)
-        if np.linalg.norm(points5[1] - points5[0]) < 5:  # eye distance below 5 px: not a usable face
+        if np.linalg.norm(points5[1] - points5[0]) < 3:  # eyes closer than 3 px: not a usable face
             continue
-        faces.append(DetectedFace(box=box, score=score, detector=name, landmarks=landmarks, points5=points5))
+        faces.append(DetectedFace(box=detection.box, score=detection.score, detector=detection.detector, landmarks=landmarks, points5=points5))
     return faces
 
 

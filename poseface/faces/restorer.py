@@ -34,6 +34,7 @@ log = logging.getLogger("poseface.faces")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MIN_ALIGNED_SIZE = 16  # pixels on the shorter side: an aligned "face" smaller than this holds no face
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -54,10 +55,12 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 
 def load_restoration_model(weights: str | Path | None, device: torch.device) -> torch.nn.Module:
-    """Our .safetensors or GPEN's .pth through poseface.models.load_model; None = the bundled model (checksum verified)."""
+    """Our .safetensors, GPEN's .pth or a zoo name through poseface.models.load_model; None = the bundled
+    model (checksum verified)."""
     from poseface import models
+    from poseface.zoo import weights_file
 
-    path = models.bundled_weights() if weights is None else Path(weights).expanduser()
+    path = models.bundled_weights() if weights is None else weights_file(weights)
     if not path.is_file():
         raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
     return models.load_model(path, device=str(device))
@@ -281,6 +284,11 @@ class Restorer:
         start = time.perf_counter()
         if aligned:
             height, width = color.shape[:2]
+            if min(height, width) < MIN_ALIGNED_SIZE:
+                raise PoseFaceError(
+                    f"aligned input of {width}x{height} pixels is smaller than the minimum of {MIN_ALIGNED_SIZE} px on the shorter side; "
+                    "pass a larger face crop, or drop --aligned for a whole photo"
+                )
             crop = _resize(color.astype(np.float32), self.size, self.size)
             matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
                                [0, self.size / height, 0.5 * self.size / height - 0.5]])

@@ -23,16 +23,22 @@ from poseface.errors import PoseFaceError
 from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
 from poseface.imageio import (
     DEFAULT_MAX_PIXELS,
-    IMAGE_SUFFIXES,
+    OUTPUT_SUFFIXES,
+    TEMPORARY_PREFIX,
+    ImageMetadata,
     already_exists,
     atomic_write,
+    broken_links,
     list_images,
-    read_image_full,
+    read_image_and_metadata,
+    stale_temporary_images,
     write_image_full,
 )
 
 EXTENSIONS = ("auto", "png", "jpg", "webp", "tif")
 GLOB_CHARACTERS = set("*?[")
+STALE_TEMPORARY_SECONDS = 60.0  # a temporary image this much older than the run start is a killed run's
+TEMPORARY_PATTERN = f"{TEMPORARY_PREFIX}*"
 
 
 @dataclass
@@ -94,8 +100,12 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _broken_link(path: Path) -> tuple[str, str]:
+    return str(path), f"{path}: broken symbolic link to {os.readlink(path)}"
+
+
 def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> tuple[list[InputFile], list[tuple[str, str]]]:
-    """Files to restore and (input, reason) for inputs that name nothing.
+    """Files to restore and (input, reason) for inputs that name nothing or are broken symbolic links.
 
     Refuses (PoseFaceError) an output folder equal to an input folder or to the folder of an input
     file, so an input can never be overwritten. Files already inside the output folder are not
@@ -112,12 +122,17 @@ def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> 
             for found in list_images(path, recursive=recursive):
                 if not _inside(found, output):
                     files.append(InputFile(found, found.relative_to(path).with_suffix("")))
+            missing += [_broken_link(link) for link in broken_links(path, recursive=recursive) if not _inside(link.parent, output)]
         elif path.is_file():
             files.append(InputFile(path, Path(path.stem)))
+        elif path.is_symlink():
+            missing.append(_broken_link(path))
         elif _is_glob(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+            broken = [_broken_link(m) for m in matches if m.is_symlink() and not m.exists()]
+            missing += broken
             matches = [m for m in matches if m.is_file() and not _inside(m, output)]
-            if not matches:
+            if not matches and not broken:
                 missing.append((text, f"{text}: the pattern matches no file"))
             files += [InputFile(m, Path(m.stem)) for m in matches]
         else:
@@ -152,7 +167,7 @@ def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, tupl
     result = {}
     for item in files:
         ext = item.path.suffix.lower() if options.ext == "auto" else "." + options.ext
-        if ext not in IMAGE_SUFFIXES:
+        if ext not in OUTPUT_SUFFIXES:
             ext = ".png"
         base = item.relative.parent / (item.relative.name + options.suffix)
         image = _unique(base, ext, taken_images)
@@ -214,20 +229,49 @@ def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right], axis=1)
 
 
+def _output_folders(targets: dict[Path, tuple[Path, Path]], options: RunOptions) -> set[Path]:
+    """Every folder this run writes files into."""
+    folders = {target.parent for target, _ in targets.values()}
+    for side_folder, wanted in (("faces", options.save_faces), ("compare", options.compare)):
+        if wanted:
+            folders |= {options.output / side_folder / side.parent for _, side in targets.values()}
+    return folders
+
+
+def remove_stale_temporary_files(folders: set[Path], started: float) -> int:
+    """Delete the temporary images a killed run left in `folders` (atomic_write's own name pattern,
+    last modified a minute or more before `started`, so a run going on in parallel keeps its own)."""
+    removed = 0
+    for folder in sorted(folders):
+        for stale in stale_temporary_images(folder, older_than=started - STALE_TEMPORARY_SECONDS):
+            try:
+                stale.unlink()
+                removed += 1
+            except OSError as exc:
+                print(f"poseface: {stale}: could not remove this stale temporary file ({exc}); delete it by hand", file=sys.stderr)
+    if removed:
+        print(f"poseface: removed {removed} stale temporary file(s) ({TEMPORARY_PATTERN}) left by an interrupted run", file=sys.stderr)
+    return removed
+
+
 def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) -> Summary:
     """Restore every image among `inputs` into `options.output`; bad files are skipped with one line."""
     start_all = time.perf_counter()
+    started = time.time()
     files, missing = collect_inputs(inputs, options.output, options.recursive)
     summary = Summary(skipped=list(missing))
     for _, reason in missing:
         print(f"poseface: skipped {reason}", file=sys.stderr)
     targets = output_paths(files, options)
+    remove_stale_temporary_files(_output_folders(targets, options), started)
     bar = tqdm(total=len(files), unit="image", desc="restore", disable=(not options.progress) if options.progress is not None else None)
 
     def skip(path: Path, reason: str) -> None:
         summary.skipped.append((str(path), reason))
         bar.write(f"poseface: skipped {reason}", file=sys.stderr)
         bar.update(1)
+
+    metadata: dict[Path, ImageMetadata] = {}
 
     def readable() -> Iterator[tuple[Path, np.ndarray]]:
         for item in files:
@@ -237,14 +281,18 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
                 skip(item.path, kept_reason(item.path, target, existing))
                 continue
             try:
-                image = read_image_full(item.path, options.max_pixels)
+                image, metadata[item.path] = read_image_and_metadata(item.path, options.max_pixels)
             except PoseFaceError as exc:
                 skip(item.path, str(exc))
                 continue
             too_large = too_large_output_reason(item.path, image, restorer, options.max_pixels)
             if too_large:
+                metadata.pop(item.path, None)
                 skip(item.path, too_large)
                 continue
+            if metadata[item.path].frames > 1:
+                bar.write(f"poseface: {item.path}: only the first of {metadata[item.path].frames} frames was restored "
+                          "(animated and multi-page images are not supported; split the frames to restore them all)", file=sys.stderr)
             yield item.path, image
 
     originals: dict[Path, np.ndarray] = {}
@@ -257,12 +305,13 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
     def failed(path: Path, exc: PoseFaceError) -> None:
         originals.pop(path, None)
+        metadata.pop(path, None)
         skip(path, f"{path}: {exc}")
 
     for path, result in restorer.restore_stream(remember(readable()), on_error=failed):
         target, side = targets[path]
         try:
-            _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None))
+            _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None), metadata.pop(path, None))
         except (OSError, PoseFaceError) as exc:
             skip(path, f"{target}: could not be written ({exc})")
             continue
@@ -285,7 +334,8 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
 
 def _write_outputs(
-    path: Path, target: Path, side: Path, result: Result, restorer: Restorer, options: RunOptions, original: np.ndarray | None
+    path: Path, target: Path, side: Path, result: Result, restorer: Restorer, options: RunOptions, original: np.ndarray | None,
+    metadata: ImageMetadata | None = None,
 ) -> None:
     if target.resolve() == path.resolve():
         raise PoseFaceError("the output would overwrite the input")
@@ -293,7 +343,7 @@ def _write_outputs(
     if not result.faces and restorer.upscale == 1.0 and target.suffix.lower() == path.suffix.lower():
         _copy_atomically(path, target, replace)  # no face: the file itself, byte for byte
     else:
-        write_image_full(target, result.image, replace=replace)
+        write_image_full(target, result.image, metadata=metadata, replace=replace)  # ICC profile and EXIF of the input
     if options.save_faces:
         folder = _faces_folder(options, side)
         for k, face in enumerate(result.faces):

@@ -25,25 +25,12 @@ import torch.nn.functional as F
 
 from poseface.errors import PoseFaceError
 from poseface.losses.pretrained import find_weights, freeze, load_exact, read_state_dict, report_unpinned
-from poseface.weights import WeightsSpec
+from poseface import zoo
 
 ARCFACE_KINDS: tuple[str, ...] = ("ir_se50", "resnet18")
 
-IRSE50_SPEC = WeightsSpec(
-    name="model_ir_se50.pth",
-    url="",  # GPEN links it from a cloud drive (weights/README.md): no URL a program can fetch
-    sha256="",  # no published checksum: the sha256 of the accepted file is logged so users can pin it
-    what="ArcFace IR-SE50 weights (GPEN's model_ir_se50.pth, linked from the yangxy/GPEN README)",
-    switch_off="set losses.face_preserving: 0 (or losses.arcface: resnet18)",
-)
-
-RESNET18_SPEC = WeightsSpec(
-    name="arcface_resnet18.pth",
-    url="https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
-    sha256="",  # GFPGAN publishes no checksum for it
-    what="ArcFace ResNet18 weights (GFPGAN's arcface_resnet18.pth)",
-    switch_off="set losses.face_preserving: 0",
-)
+IRSE50_SPEC = zoo.spec("arcface-ir-se50")
+RESNET18_SPEC = zoo.spec("arcface-resnet18")
 
 
 # ----------------------------------------------------------------------------------------------

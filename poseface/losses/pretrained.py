@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from poseface.errors import PoseFaceError
-from poseface.weights import WeightsSpec, cache_dir, resolve, sha256_of
+from poseface.weights import WeightsSpec, cache_dir, full_pin, resolve, sha256_of
 
 log = logging.getLogger("poseface.losses")
 
@@ -20,15 +21,17 @@ def find_weights(
 ) -> tuple[Path, bool]:
     """A local file for `spec`: `local_path`, else the cache, else one download (if `spec.url`).
 
-    Returns (path, checksummed). `sha256` (a full digest or a prefix of at least 8 hex digits) pins a
-    file whose spec has no published checksum; `path_key` names the config key for a local file.
+    Returns (path, checksummed). `sha256` (the full 64-hex digest; prefixes are refused) pins a file
+    whose spec has no published checksum; `path_key` names the config key for a local file. Files
+    without any checksum are left to the caller to report once they have loaded (`report_unpinned`).
     """
     if sha256:
-        spec = WeightsSpec(spec.name, spec.url, sha256, spec.what, spec.switch_off)
+        spec = dataclasses.replace(spec, sha256=full_pin(sha256, f"{spec.what} pin (sha256)"))
+    report = spec.check != "unverified"
     if spec.url:
-        path = resolve(spec, local_path)
+        path = resolve(spec, local_path, report=report, path_key=path_key)
     elif local_path is not None:
-        path = resolve(spec, local_path, download=False)
+        path = resolve(spec, local_path, download=False, report=report)
     else:
         cached = cache_dir() / spec.name
         if not cached.is_file():
@@ -38,8 +41,8 @@ def find_weights(
                 f"{cached}: {spec.what} not found and it has no public download URL; put the file there "
                 f"or {where}{hint}"
             )
-        path = resolve(spec, cached, download=False)
-    return path, bool(spec.sha256)
+        path = resolve(spec, cached, download=False, report=report)
+    return path, spec.check != "unverified"
 
 
 def report_unpinned(path: Path, what: str, pin_key: str) -> None:

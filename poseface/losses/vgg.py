@@ -21,20 +21,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from poseface.losses.pretrained import find_weights, freeze, load_exact, log, read_state_dict
-from poseface.weights import WeightsSpec
+from poseface import zoo
 
 # Output channels per conv, "M" = 2x2 max pool (configuration "E" of Simonyan & Zisserman).
 VGG19_LAYOUT: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
 )
 
-VGG19_SPEC = WeightsSpec(
-    name="vgg19-dcbb9e9d.pth",
-    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    sha256="dcbb9e9d",
-    what="VGG19 ImageNet weights (torchvision)",
-    switch_off="set losses.feature_matching: 0",
-)
+VGG19_SPEC = zoo.spec("vgg19")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

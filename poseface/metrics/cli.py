@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub.add_argument("--restored", help="folder of restored faces (folder mode)")
     sub.add_argument("--gt", help="folder of ground-truth faces with the same file names; without it only NIQE runs")
-    sub.add_argument("--weights", action="append", default=[], help="model to evaluate (repeatable): PoseFace .safetensors or GPEN .pth")
+    sub.add_argument("--weights", action="append", default=[], help="model to evaluate (repeatable): PoseFace .safetensors, GPEN .pth or a zoo name (`poseface weights list`)")
     sub.add_argument("--labels", help="comma-separated row labels for the --weights files (default: file names)")
     sub.add_argument("--hq", help="HQ faces to degrade (folder or .tar) for model mode")
     sub.add_argument("--degrade-seed", type=int, help="seed of the reproducible degradation (model mode)")

@@ -26,6 +26,7 @@ from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write, list_images, read_rgb, write_image
 from poseface.metrics.folders import EvaluationResult, evaluate_folder
 from poseface.metrics.suite import MetricOptions, build_metrics
+from poseface.zoo import weights_file
 
 BASELINES = ("input", "bicubic", "gt")
 MARKER = "evaluation.json"
@@ -160,7 +161,7 @@ def evaluate_models(
         raise PoseFaceError(f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file")
     methods = [Method(label, None) for label in baselines if label != "gt"]
     for index, path in enumerate(weights):
-        path = Path(path)
+        path = weights_file(path)  # a zoo name becomes its local file (or a one-line "weights get" hint)
         if not path.is_file():
             raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
         methods.append(Method(labels[index] if labels else path.stem, path))

@@ -18,15 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from poseface.errors import PoseFaceError
-from poseface.weights import WeightsSpec, resolve
+from poseface import zoo
+from poseface.weights import resolve
 
-INCEPTION_WEIGHTS = WeightsSpec(
-    name="pt_inception-2015-12-05-6726825d.pth",
-    url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-    sha256="6726825d",  # the hash in the file name (torch.hub naming convention)
-    what="FID Inception-v3 weights (pytorch-fid)",
-    switch_off="leave fid out of --metrics",
-)
+INCEPTION_WEIGHTS = zoo.spec("fid-inception")
 FEATURE_DIM = 2048
 
 

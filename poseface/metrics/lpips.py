@@ -17,27 +17,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from poseface.metrics.backbones import AlexNetFeatures, VGG16Features, load_torchvision_features
-from poseface.weights import WeightsSpec, resolve
+from poseface import zoo
+from poseface.weights import resolve
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "metrics"
 BACKBONES = {"alex": AlexNetFeatures, "vgg": VGG16Features}
-BACKBONE_WEIGHTS = {
-    # torchvision's published files; the hex in the name is the sha256 prefix torch.hub checks
-    "alex": WeightsSpec(
-        name="alexnet-owt-7be5be79.pth",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        sha256="7be5be79",
-        what="AlexNet ImageNet weights (torchvision) for LPIPS",
-        switch_off="leave lpips out of --metrics",
-    ),
-    "vgg": WeightsSpec(
-        name="vgg16-397923af.pth",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        sha256="397923af",
-        what="VGG16 ImageNet weights (torchvision) for LPIPS",
-        switch_off="leave lpips out of --metrics",
-    ),
-}
+BACKBONE_WEIGHTS = {"alex": zoo.spec("lpips-alex"), "vgg": zoo.spec("lpips-vgg16")}
 # LPIPS' input scaling layer: inputs in [-1, 1] are mapped to ImageNet-normalised values
 _SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
 _SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)

@@ -8,10 +8,9 @@ from poseface.models.discriminator import ComponentDiscriminator, GlobalDiscrimi
 from poseface.models.gpen import convert_gpen
 from poseface.models.mmrb import MMRB
 from poseface.models.restorer import PoseFaceNet
+from poseface.zoo import BUNDLED_SHA256, entry
 
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "poseface-small-utkface.safetensors"
-# sha256 of the file above, as released; `poseface export --half` prints it for a new model
-BUNDLED_SHA256 = "c44d1b24638938781edc9fb03746e9bbcb4dc77694bf7349117272f3ba623675"
+BUNDLED_WEIGHTS = entry("poseface-small-utkface").local_path()  # its sha256: BUNDLED_SHA256 (poseface/zoo.py)
 
 
 def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path:

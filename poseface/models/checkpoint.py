@@ -1,17 +1,20 @@
 """PoseFace weights files: safetensors with the JSON config inside (and beside) them; no pickle.
 
 `save_model(model, "x.safetensors")` writes `x.safetensors` (tensors + metadata key `poseface`
-holding the JSON document) and `x.json` (the same document, for people and tools). `load_model`
-reads our files and, for convenience, GPEN's `.pth` generators (converted on the fly).
+holding the JSON document, and `poseface_sha256`: the sha256 of that document and of every tensor
+byte, so a flipped or lost byte anywhere is a one-line error at load) and `x.json` (the same
+document, for people and tools). `load_model` reads our files and, for convenience, GPEN's `.pth`
+generators (converted on the fly).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -24,6 +27,8 @@ from poseface.models.restorer import PoseFaceNet
 FORMAT = "poseface"
 FORMAT_VERSION = 1
 METADATA_KEY = "poseface"
+DIGEST_KEY = "poseface_sha256"  # content_digest() of the document and the tensor bytes; absent in older files
+CHUNK = 1 << 20
 
 
 def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -37,6 +42,42 @@ def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None
     }
 
 
+def content_digest(document_text: str, data: Iterable[bytes]) -> str:
+    """sha256 of the JSON document text followed by the file's tensor bytes (everything after the header)."""
+    digest = hashlib.sha256(document_text.encode())
+    for block in data:
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _data_offset(head: bytes) -> int:
+    """Where the tensor bytes start: after the 8-byte little-endian header length and the header."""
+    return 8 + int.from_bytes(head[:8], "little")
+
+
+def serialise(state: dict[str, torch.Tensor], document: dict[str, Any]) -> bytes:
+    """The safetensors bytes of `state` with `document` and its content digest in the metadata."""
+    from safetensors.torch import save
+
+    text = json.dumps(document)
+    unsigned = save(state, metadata={METADATA_KEY: text})
+    digest = content_digest(text, [memoryview(unsigned)[_data_offset(unsigned):]])
+    return save(state, metadata={METADATA_KEY: text, DIGEST_KEY: digest})  # same tensor bytes, longer header
+
+
+def check_content(path: Path, metadata: dict[str, str]) -> None:
+    """One-line error unless the file's document and tensor bytes match the digest recorded inside it."""
+    expected = metadata.get(DIGEST_KEY)
+    if expected is None or METADATA_KEY not in metadata:
+        return  # written before PoseFace recorded content digests: only the structural checks apply
+    with open(path, "rb") as handle:
+        handle.seek(_data_offset(handle.read(8)))
+        actual = content_digest(metadata[METADATA_KEY], iter(lambda: handle.read(CHUNK), b""))
+    if actual != expected:
+        raise PoseFaceError(f"{path}: contents do not match the sha256 recorded inside the file (a flipped or lost byte); "
+                            "re-download or re-export it")
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
@@ -47,8 +88,6 @@ def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str
 
     `dtype` (e.g. torch.float16) stores floating-point tensors in that type (half the file size);
     `load_model` casts them back to the model's float32."""
-    from safetensors.torch import save
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise PoseFaceError(f"{path}: weights are saved as .safetensors; change the file name")
@@ -57,20 +96,25 @@ def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str
     document = model_document(model.config, provenance)
     state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}
-    _atomic_write_bytes(path, save(state, metadata={METADATA_KEY: json.dumps(document)}))
+    _atomic_write_bytes(path, serialise(state, document))
     _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
     return path
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """The JSON document of a PoseFace weights file (from its metadata, else its sidecar)."""
+def read_metadata(path: Path) -> dict[str, str]:
+    """The safetensors metadata of `path`; a corrupt header or a truncated file is a one-line error."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+            return f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers and short files
         raise PoseFaceError(f"{path}: not a readable safetensors file ({type(exc).__name__}); re-download or re-export it") from None
+
+
+def read_document(path: Path, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """The JSON document of a PoseFace weights file (from its metadata, else its sidecar)."""
+    metadata = read_metadata(path) if metadata is None else metadata
     text = metadata.get(METADATA_KEY)
     if text is None and path.with_suffix(".json").is_file():
         text = path.with_suffix(".json").read_text()
@@ -97,10 +141,15 @@ def refuse_non_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -
 def load_safetensors_model(path: Path) -> PoseFaceNet:
     from safetensors.torch import load_file
 
-    document = read_document(path)
+    metadata = read_metadata(path)
+    document = read_document(path, metadata)
+    check_content(path, metadata)  # before the config is trusted to build a network
     config = from_dict(ModelConfig, document["config"], where=f"{path} config")
     model = PoseFaceNet(config)
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # the header read, the tensors did not
+        raise PoseFaceError(f"{path}: tensors not readable ({type(exc).__name__}); re-download or re-export it") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -117,10 +166,11 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> PoseFaceNet:
-    """Load our `.safetensors` weights or a GPEN generator `.pth`; eval mode, on `device`."""
+    """Load our `.safetensors` weights, a GPEN generator `.pth` or a zoo name; eval mode, on `device`."""
     from poseface.models.gpen import load_gpen_generator
+    from poseface.zoo import weights_file
 
-    path = Path(path)
+    path = weights_file(path)  # a zoo name (`poseface weights list`) becomes its local file
     if not path.is_file():
         raise PoseFaceError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":

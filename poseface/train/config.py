@@ -58,6 +58,10 @@ class TrainConfig:
     # (the paper: it fine-tunes GPEN). From scratch, a PSNR-oriented start (ESRGAN's practice) lets the
     # L1 terms shape the network before the discriminators' early, near-random gradients join in.
     adversarial_start: int = 0
+    # discriminator updates start here (None = adversarial_start). Earlier than adversarial_start, the
+    # discriminators learn real vs restored while the generator still trains on the L1 terms alone, so
+    # their first gradients to the generator come from trained discriminators, not near-random ones.
+    discriminator_start: int | None = None
     amp: str = "none"  # none | bf16 | fp16 autocast
     grad_clip: float = 0.0  # 0 = off
     max_bad_steps: int = 20  # consecutive non-finite steps before the run stops
@@ -70,6 +74,9 @@ class TrainConfig:
     init_gpen: str | None = None  # GPEN generator .pth -> encoder + prior
     init_gpen_d: str | None = None  # GPEN discriminator .pth -> global D
 
+    def first_discriminator_step(self) -> int:
+        return self.adversarial_start if self.discriminator_start is None else self.discriminator_start
+
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
@@ -77,6 +84,8 @@ class TrainConfig:
             raise ValueError("batch_size and iterations must be >= 1")
         if self.adversarial_start < 0:
             raise ValueError(f"adversarial_start must be >= 0, got {self.adversarial_start}")
+        if self.discriminator_start is not None and not 0 <= self.discriminator_start:
+            raise ValueError(f"discriminator_start must be >= 0, got {self.discriminator_start}")
         for name in ("log_every", "image_every", "val_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")

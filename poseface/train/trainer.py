@@ -286,7 +286,7 @@ class Trainer:
             return None
         # Both losses are checked before any optimiser step, so a skipped batch changes no parameter and no
         # optimiser state. The D loss sees restored.detach() and D's weights, which the G step does not change.
-        train_d = bool(self.opt_d or self.opt_local) and adversarial
+        train_d = bool(self.opt_d or self.opt_local) and self.step >= self.cfg.train.first_discriminator_step()
         if train_d:
             self._set_d_trainable(True)
             with self.autocast():
@@ -303,7 +303,7 @@ class Trainer:
             self._apply("d", [opt for opt in (self.opt_d, self.opt_local) if opt], d_total)
             terms.update({f"d_{k.removeprefix('d_')}" if k != "total" else "d_total": float(v) for k, v in d_terms.items()})
         with warnings.catch_warnings():
-            # before `adversarial_start` the discriminators' schedules advance without optimiser steps
+            # before the discriminators start, their schedules advance without optimiser steps
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
             for scheduler in self.schedulers.values():
                 scheduler.step()

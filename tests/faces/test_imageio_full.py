@@ -1,6 +1,7 @@
 """Full-fidelity reading and writing used by `poseface restore` (grey, alpha, 16-bit, EXIF)."""
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -10,12 +11,18 @@ from PIL import Image
 
 from poseface.errors import PoseFaceError
 from poseface.imageio import (
+    IMAGE_SUFFIXES,
+    OUTPUT_SUFFIXES,
     atomic_write,
+    broken_links,
     check_max_pixels,
     check_output_file,
     check_output_folder,
+    list_images,
+    read_image_and_metadata,
     read_image_full,
     read_rgb,
+    stale_temporary_images,
     write_image_full,
 )
 
@@ -137,3 +144,87 @@ def test_a_read_only_output_folder_is_refused(tmp_path):
             check_output_folder(folder / "out")
     finally:
         folder.chmod(0o755)
+
+
+def srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def with_exif(image, orientation=6):
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "PoseFace test camera"  # Make
+    return exif
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_profile_and_exif_are_kept_with_the_orientation_reset(tmp_path, suffix):
+    image = Image.fromarray(pattern())
+    image.save(tmp_path / f"in{suffix}", icc_profile=srgb_profile(), exif=with_exif(image))
+    pixels, metadata = read_image_and_metadata(tmp_path / f"in{suffix}")
+    assert pixels.shape == (36, 24, 3)  # rotated upright on read
+    write_image_full(tmp_path / f"out{suffix}", pixels, metadata=metadata)
+    with Image.open(tmp_path / f"out{suffix}") as written:
+        assert written.info.get("icc_profile") == srgb_profile()
+        exif = written.getexif()
+        assert exif[0x0112] == 1 and exif[0x010F] == "PoseFace test camera"
+        assert written.size == (24, 36)  # the TIFF input's own width/height tags are not carried over
+
+
+def test_without_metadata_nothing_is_added(tmp_path):
+    write_image_full(tmp_path / "plain.png", pattern())
+    with Image.open(tmp_path / "plain.png") as written:
+        assert "icc_profile" not in written.info and not written.getexif()
+
+
+def test_an_animated_gif_reads_its_first_frame_and_counts_frames(tmp_path):
+    frames = [Image.fromarray(np.full((20, 30, 3), value, np.uint8)) for value in (10, 120, 240)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    pixels, metadata = read_image_and_metadata(tmp_path / "a.gif")
+    assert pixels.shape == (20, 30, 3) and abs(int(pixels.mean()) - 10) <= 2
+    assert metadata.frames == 3
+    assert ".gif" in IMAGE_SUFFIXES and ".gif" not in OUTPUT_SUFFIXES
+    assert list_images(tmp_path) == [tmp_path / "a.gif"]
+
+
+def test_broken_links_with_an_image_suffix_are_found(tmp_path):
+    Image.fromarray(pattern()).save(tmp_path / "real.png")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (tmp_path / "fine.png").symlink_to(tmp_path / "real.png")
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "deleted.txt")  # not an image name: not an input anyway
+    assert broken_links(tmp_path) == [tmp_path / "sub" / "gone.jpg"]
+    assert broken_links(tmp_path, recursive=False) == []
+
+
+def test_stale_temporary_images_are_exactly_atomic_writes_own(tmp_path):
+    write_image_full(tmp_path / "kept.png", pattern())
+    own = [".tmp-abc_0129.png", ".tmp-zzzzzzzz.jpg", ".tmp-k3j2h1g0.tif"]
+    others = [".tmp-short.png", ".tmp-abcdefgh.txt", "x.tmp-abcdefgh.png", ".tmp-abcdefgh.png.bak", ".tmp-ABCDEFGH.png"]
+    for name in own + others:
+        (tmp_path / name).write_bytes(b"half written")
+        os.utime(tmp_path / name, (1_000_000, 1_000_000))
+    (tmp_path / ".tmp-newnewne.png").write_bytes(b"still being written")  # newer than the cut-off
+    assert [p.name for p in stale_temporary_images(tmp_path, older_than=time.time() - 60)] == sorted(own)
+    # the pattern is the one atomic_write really uses
+    seen = []
+    atomic_write(tmp_path / "probe.png", lambda tmp: seen.append(Path(tmp).name) or Path(tmp).write_bytes(b"x"))
+    (tmp_path / seen[0]).write_bytes(b"left behind")
+    os.utime(tmp_path / seen[0], (1_000_000, 1_000_000))
+    assert seen[0] in [p.name for p in stale_temporary_images(tmp_path, older_than=time.time())]
+
+
+def test_write_image_full_keeps_metadata_and_an_existing_file_together(tmp_path):
+    image = Image.fromarray(pattern())
+    image.save(tmp_path / "in.jpg", icc_profile=srgb_profile(), exif=with_exif(image))
+    pixels, metadata = read_image_and_metadata(tmp_path / "in.jpg")
+    write_image_full(tmp_path / "out.jpg", pixels, metadata=metadata, replace=False)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert written.info.get("icc_profile") == srgb_profile() and written.getexif()[0x0112] == 1
+    before = (tmp_path / "out.jpg").read_bytes()
+    with pytest.raises(PoseFaceError, match="out.jpg: already exists and was kept"):
+        write_image_full(tmp_path / "out.jpg", pixels[:5], metadata=metadata, replace=False)
+    assert (tmp_path / "out.jpg").read_bytes() == before
+    assert not stale_temporary_images(tmp_path, older_than=time.time() + 60)  # no temporary left behind

@@ -295,3 +295,83 @@ def test_an_upscaled_output_above_max_pixels_skips_that_file(photos, tmp_path, i
     assert len(line) == 1 and "the output would be 1024x1024 pixels (--upscale 2), more than --max-pixels 262144" in line[0]
     assert "lower --upscale or raise --max-pixels" in line[0]
     assert not (out / "astronaut.png").exists() and read_image_full(out / "wall.jpg").shape == (160, 240, 3)
+
+
+def test_an_animated_gif_in_a_folder_is_restored_as_its_first_frame_with_one_line(tmp_path, astronaut, identity_weights, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = [Image.fromarray(astronaut), Image.fromarray(astronaut[::-1]), Image.fromarray(astronaut[:, ::-1])]
+    frames[0].save(folder / "clip.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = tmp_path / "out"
+    assert main(["restore", str(folder), "-o", str(out), "--weights", identity_weights]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if "clip.gif" in line]
+    assert len(notes) == 1 and "only the first of 3 frames was restored" in notes[0]
+    assert "1 image(s) written" in captured.out and "1 restored" in captured.out
+    assert Image.open(out / "clip.png").format == "PNG"  # --ext auto: a GIF becomes a PNG
+    assert not (out / "clip.gif").exists()
+
+
+def test_broken_symbolic_links_in_an_input_folder_are_skipped_with_one_line(photos, tmp_path, identity_weights, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(photos / "wall.jpg", folder / "wall.jpg")
+    (folder / "gone.png").symlink_to(tmp_path / "deleted.png")
+    out = tmp_path / "out"
+    assert main(["restore", str(folder), "-o", str(out), "--weights", identity_weights]) == 1
+    captured = capsys.readouterr()
+    line = f"poseface: skipped {folder / 'gone.png'}: broken symbolic link to {tmp_path / 'deleted.png'}"
+    assert captured.err.splitlines().count(line) == 1
+    assert "1 image(s) written" in captured.out and "1 file(s) skipped" in captured.out
+    for named in (str(folder / "gone.png"), str(folder / "*.png")):  # named directly, or matched by a glob
+        assert main(["restore", named, "-o", str(tmp_path / "out2"), "--weights", identity_weights]) == 1
+        assert [text for text in capsys.readouterr().err.splitlines() if text.startswith("poseface: skipped")] == [line]
+
+
+def test_icc_profile_and_exif_survive_restore_with_orientation_1(tmp_path, astronaut, identity_weights):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    crop = Image.fromarray(np.ascontiguousarray(astronaut[60:188, 140:300]))  # 160 wide, 128 high
+    exif = crop.getexif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    exif[0x010F] = "PoseFace test camera"
+    crop.save(tmp_path / "face.jpg", quality=95, icc_profile=profile, exif=exif)
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "face.jpg"), "-o", str(out), "--weights", identity_weights, "--aligned"]) == 0
+    with Image.open(out / "face.jpg") as written:
+        assert written.info.get("icc_profile") == profile
+        assert written.getexif()[0x0112] == 1 and written.getexif()[0x010F] == "PoseFace test camera"
+        assert written.size == (128, 160)  # stored upright, as read
+
+
+def test_aligned_inputs_below_the_minimum_size_are_refused_one_line_each(tmp_path, astronaut, identity_weights, capsys):
+    Image.fromarray(astronaut[:1, :1]).save(tmp_path / "dot.png")
+    Image.fromarray(astronaut[:15, :200]).save(tmp_path / "strip.png")
+    Image.fromarray(np.ascontiguousarray(astronaut[60:188, 160:288])).save(tmp_path / "face.png")
+    out = tmp_path / "out"
+    code = main(["restore", str(tmp_path / "dot.png"), str(tmp_path / "strip.png"), str(tmp_path / "face.png"),
+                 "-o", str(out), "--weights", identity_weights, "--aligned"])
+    captured = capsys.readouterr()
+    assert code == 1
+    skipped = [line for line in captured.err.splitlines() if line.startswith("poseface: skipped")]
+    assert len(skipped) == 2
+    assert "dot.png: aligned input of 1x1 pixels is smaller than the minimum of 16 px" in skipped[0]
+    assert "strip.png: aligned input of 200x15 pixels" in skipped[1]
+    assert (out / "face.png").is_file() and not (out / "dot.png").exists() and not (out / "strip.png").exists()
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed_and_only_those(photos, tmp_path, identity_weights, capsys):
+    out = tmp_path / "out"
+    (out / "faces").mkdir(parents=True)
+    stale = [out / ".tmp-a1b2c3d4.jpg", out / "faces" / ".tmp-zz_yy_xx.png"]
+    kept = [out / ".tmp-fresh000.png", out / ".tmp-a1b2c3d4.txt", out / "notes.tmp-a1b2c3d4.png", out / "mine.png"]
+    for path in stale + kept:
+        path.write_bytes(b"half written")
+        if path.name != ".tmp-fresh000.png":  # that one could belong to a run going on now
+            os.utime(path, (1_000_000, 1_000_000))
+    assert main(["restore", str(photos / "wall.jpg"), "-o", str(out), "--weights", identity_weights, "--save-faces"]) == 0
+    err = capsys.readouterr().err
+    assert "removed 2 stale temporary file(s) (.tmp-*) left by an interrupted run" in err
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in kept)

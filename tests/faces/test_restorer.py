@@ -243,3 +243,12 @@ def test_non_finite_network_output_leaves_the_face_as_it_was_in_fp32(astronaut, 
     summary = restore_files(Restorer(model=NaNModel(128), device="cpu"), [str(photo)], RunOptions(output=tmp_path / "out"))
     assert summary.non_finite_faces == 1 and summary.faces_restored == 0
     assert "astronaut.png: the network gave NaN/inf for face(s) 0" in capsys.readouterr().err
+
+
+def test_aligned_inputs_smaller_than_the_minimum_are_refused():
+    from poseface.faces.restorer import MIN_ALIGNED_SIZE
+
+    restorer = Restorer(model=IdentityModel(64), device="cpu", aligned=True)
+    with pytest.raises(PoseFaceError, match=r"aligned input of 40x15 pixels is smaller than the minimum of 16 px"):
+        restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE - 1, 40, 3), np.uint8))
+    assert restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE, MIN_ALIGNED_SIZE, 3), np.uint8)).image.shape == (16, 16, 3)

@@ -1,4 +1,5 @@
 import logging
+import urllib.error
 
 import pytest
 import torch
@@ -177,10 +178,12 @@ def test_loads_an_unchecksummed_file_with_module_prefix_and_logs_its_sha256(tmp_
         encoder = load_identity_encoder("resnet18", weights=path)
     assert digest in caplog.text and "losses.arcface_sha256" in caplog.text
     torch.testing.assert_close(encoder.backbone.fc5.weight, source.fc5.weight)
-    # pinning: the right digest loads, a wrong one is a one-line checksum error
-    load_identity_encoder("resnet18", weights=path, sha256=digest[:12])
+    # pinning: the right full digest loads, a wrong one is a one-line checksum error, a prefix is refused
+    load_identity_encoder("resnet18", weights=path, sha256=digest.upper())
     with pytest.raises(PoseFaceError, match="checksum mismatch"):
-        load_identity_encoder("resnet18", weights=path, sha256="00000000")
+        load_identity_encoder("resnet18", weights=path, sha256="0" * 64)
+    with pytest.raises(PoseFaceError, match="not a full sha256"):
+        load_identity_encoder("resnet18", weights=path, sha256=digest[:12])
 
 
 def test_wrong_file_and_missing_file_are_one_line_errors(tmp_path, monkeypatch, caplog):
@@ -196,6 +199,11 @@ def test_wrong_file_and_missing_file_are_one_line_errors(tmp_path, monkeypatch, 
     with pytest.raises(PoseFaceError, match="cannot read"):
         load_identity_encoder("resnet18", weights=garbage)
     monkeypatch.setenv("POSEFACE_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     with pytest.raises(PoseFaceError) as info:
         load_identity_encoder("ir_se50")
     message = str(info.value)

@@ -70,6 +70,7 @@ def test_tampered_weights_are_detected(tmp_path):
     path = save_model(randomised_model(), tmp_path / "m.safetensors")
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()
+    metadata.pop("poseface_sha256")  # as in files written before content digests: the structure is still checked
     state = load_file(str(path))
     state.pop("prior.input.input")
     save_file(state, str(path), metadata=metadata)
@@ -189,3 +190,42 @@ def test_shipped_bundled_model_matches_its_released_checksum_and_template():
     model = load_model(bundled_weights())
     template = model.config.template()
     assert model.config.size == 128 and abs((template[1][0] - template[0][0]) - 49.6) < 0.5  # UTKFace crops' eye distance
+
+
+def flipped(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0x01
+    return bytes(out)
+
+
+def test_a_flipped_or_lost_byte_anywhere_is_one_line_naming_the_file(tmp_path):
+    """Flips in the JSON header (config, provenance, tensor table) and in the tensor bytes, and truncation."""
+    path = save_model(randomised_model(), tmp_path / "m.safetensors", provenance={"note": "steps 12"})
+    path.with_suffix(".json").unlink()
+    good = path.read_bytes()
+    header_end = 8 + int.from_bytes(good[:8], "little")
+    text = good[:header_end].decode()
+    places = {
+        "provenance text": text.index("steps 12") + 6,  # today's checks would load this file silently
+        "config value": text.index("lr_mlp") + 10,
+        "header length": 0,
+        "tensor table": text.index("data_offsets") + 17,
+        "tensor bytes": header_end + (len(good) - header_end) // 2,
+        "last byte": len(good) - 1,
+    }
+    damaged = tmp_path / "damaged.safetensors"
+    for what, index in places.items():
+        damaged.write_bytes(flipped(good, index))
+        with pytest.raises(PoseFaceError) as info:
+            load_model(damaged)
+        message = str(info.value)
+        assert message.startswith(str(damaged)) and "\n" not in message, what
+    for length in (len(good) - 1, header_end, header_end // 2, 4):
+        damaged.write_bytes(good[:length])
+        with pytest.raises(PoseFaceError, match="not a readable safetensors file") as info:
+            load_model(damaged)
+        assert str(info.value).startswith(str(damaged))
+    damaged.write_bytes(flipped(good, places["provenance text"]))
+    with pytest.raises(PoseFaceError, match="do not match the sha256 recorded inside the file"):
+        load_model(damaged)
+    assert load_model(path).provenance["note"] == "steps 12"  # the untouched file still loads

@@ -97,6 +97,20 @@ def test_adversarial_terms_and_discriminators_start_at_adversarial_start(make_tr
     assert all(math.isnan(v) for v in log["d_total"][:2]) and math.isfinite(log["l1"][0])
 
 
+def test_discriminators_can_start_before_the_generator_sees_their_gradients(make_trainer, tmp_path):
+    trainer = make_trainer(out_dir=tmp_path / "warm", adversarial_start=3, discriminator_start=1, log_every=1)
+    d_before = [p.detach().clone() for p in trainer.d_locals.parameters()]
+    trainer.fit(max_steps=1, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
+    trainer.fit(max_steps=2, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
+    from poseface.train.visual import read_csv
+
+    log = read_csv(tmp_path / "warm" / "train_log.csv")
+    assert math.isnan(log["d_total"][0]) and all(math.isfinite(v) for v in log["d_total"][1:3])
+    assert "adv_global" not in log  # the generator has had no adversarial term yet
+
+
 def test_every_loss_term_active_and_loss_goes_down(make_trainer):
     from poseface.losses.arcface import ARCFACE_KINDS
     from poseface.losses.arcface import load_identity_encoder
