@@ -1,7 +1,9 @@
 """The `poseface` command. Each area of the package registers its own sub-commands.
 
-Errors a user can cause are printed as one line (`poseface: error: ...`) with exit code 2, never a
-traceback. Set POSEFACE_DEBUG=1 to see the traceback anyway.
+Exit codes, the same for every command: 0 = every input done; 1 = some input skipped or failed
+(one line each; the rest was still done); 2 = a usage or configuration error, argparse's own
+convention and every `PoseFaceError`, printed as one line (`poseface: error: ...`), never a
+traceback. Set POSEFACE_DEBUG=1 to see the traceback anyway. 130 = interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import sys
 
 from poseface.errors import PoseFaceError
 
+EXIT_DONE = 0
+EXIT_SOME_SKIPPED = 1
+EXIT_USAGE = 2
+
 # Each module has `register(subparsers)`; a sub-command sets `func(args) -> int | None`.
 COMMAND_MODULES = (
     "poseface.models.cli",  # info, convert-gpen, benchmark
@@ -22,6 +28,11 @@ COMMAND_MODULES = (
     "poseface.train.cli",  # train
     "poseface.weights_cli",  # weights list, weights get
 )
+
+
+def exit_code(skipped: int) -> int:
+    """What a command returns after a run that skipped or failed `skipped` of its inputs."""
+    return EXIT_SOME_SKIPPED if skipped else EXIT_DONE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,15 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except PoseFaceError as exc:
         if os.environ.get("POSEFACE_DEBUG"):
             raise
         print(f"poseface: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("poseface: interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(path) as image:
+        with open_within_limit(path, path, max_pixels) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
@@ -61,6 +62,29 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
     return image
+
+
+def open_within_limit(source, label: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """`Image.open(source)` (header only, nothing decoded yet), refusing an image of more than
+    `max_pixels` pixels: Pillow alone only warns below twice its limit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused here, before decoding
+        image = Image.open(source)
+    try:
+        refuse_above_limit(label, image.size, max_pixels)
+    except PoseFaceError:
+        image.close()
+        raise
+    return image
+
+
+def refuse_above_limit(path: str | os.PathLike, size: tuple[int, int], max_pixels: int) -> None:
+    """PoseFaceError if an image of `size` (width, height) has more than `max_pixels` pixels (exactly the limit is fine)."""
+    width, height = size
+    if width * height > max_pixels:
+        raise PoseFaceError(
+            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
+        )
 
 
 def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -77,20 +101,97 @@ TEMPORARY_PREFIX = ".tmp-"  # atomic_write's temporary files: .tmp-<8 of tempfil
 _OWN_TEMPORARY_IMAGE = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES) + r")")
 
 
-def atomic_write(path: str | os.PathLike, save) -> Path:
+def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
     """Run `save(temporary_path)` next to `path`, then rename it into place (creating folders):
-    a crash never leaves a half-written file, and the result has normal file permissions."""
+    a crash never leaves a half-written file, and the result has normal file permissions.
+
+    With `replace=False` an existing `path` is never replaced (checked atomically where the file
+    system has hard links): PoseFaceError with `already_exists(path)` instead."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=path.suffix.lower(), prefix=TEMPORARY_PREFIX)
     os.close(handle)
     try:
+        _usual_permissions(Path(tmp_name))  # before `save`, which may set its own (shutil.copymode)
         save(tmp_name)
-        os.replace(tmp_name, path)
+        if replace:
+            os.replace(tmp_name, path)
+        else:
+            _move_without_replacing(Path(tmp_name), path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return _usual_permissions(path)
+    return path
+
+
+def _move_without_replacing(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # fails if `target` exists, atomically
+    except FileExistsError:
+        raise PoseFaceError(already_exists(target)) from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if target.exists():
+            raise PoseFaceError(already_exists(target)) from None
+        os.replace(source, target)
+
+
+def already_exists(path: str | os.PathLike, other: str = "-o") -> str:
+    """The one wording, in every command, for an output file that exists and is left alone."""
+    return f"{path}: already exists and was kept; pass --overwrite or choose another {other}"
+
+
+def refuse_existing(paths, overwrite: bool, other: str = "-o") -> None:
+    """PoseFaceError naming the first of `paths` that exists, unless `overwrite`."""
+    if overwrite:
+        return
+    for path in map(Path, paths):
+        if path.exists():
+            raise PoseFaceError(already_exists(path, other))
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _refuse_unwritable(path: Path, folder: Path, fix: str) -> None:
+    """PoseFaceError unless `folder` exists as a writable folder or can be created (as `path`'s)."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise PoseFaceError(f"{path}: cannot be created, {existing} is a file; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PoseFaceError(f"{path}: cannot be written, {existing} is read-only for this user; {fix} or fix its permissions")
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "-o") -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written.
+    Creates nothing."""
+    folder = Path(folder)
+    fix = f"choose another output folder ({option})"
+    if folder.exists() and not folder.is_dir():
+        raise PoseFaceError(f"{folder}: exists and is not a folder; {fix}")
+    _refuse_unwritable(folder, folder, fix)
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = True, option: str = "-o") -> Path:
+    """Refuse, before any work, an output file that is a folder, whose folder cannot be created or
+    written, or (unless `overwrite`) that exists. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise PoseFaceError(f"{path}: is a folder; give a file name ({option})")
+    _refuse_unwritable(path, path.parent, f"choose another {option}")
+    refuse_existing([path], overwrite, option)
+    return path
+
+
+def check_max_pixels(max_pixels: int) -> int:
+    """--max-pixels must be a positive number of pixels."""
+    if max_pixels < 1:
+        raise PoseFaceError(f"--max-pixels {max_pixels}: must be at least 1 (pixels); the default is {DEFAULT_MAX_PIXELS}")
+    return max_pixels
 
 
 def stale_temporary_images(folder: str | os.PathLike, older_than: float) -> list[Path]:
@@ -103,8 +204,11 @@ def stale_temporary_images(folder: str | os.PathLike, older_than: float) -> list
     return sorted(p for p in candidates if p.is_file() and not p.is_symlink() and p.stat().st_mtime < older_than)
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None) -> Path:
-    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders.
+def write_image(
+    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+) -> Path:
+    """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders;
+    `replace=False`: never replace an existing file (see atomic_write).
 
     `metadata` (ICC profile, EXIF) is written where Pillow writes the format (PNG, JPEG, WebP, TIFF
     at 8 bits); 16-bit files go through OpenCV, which cannot carry it."""
@@ -133,7 +237,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95, m
         else:
             image.save(tmp_name, **extra)
 
-    return atomic_write(path, save)
+    return atomic_write(path, save, replace)
 
 
 # ---- full-fidelity reading and writing (grey, alpha, 16-bit), used by `poseface restore` ----------
@@ -209,10 +313,7 @@ def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int, ImageMe
             metadata = ImageMetadata(header.info.get("icc_profile") or None, _upright_exif(header), getattr(header, "n_frames", 1))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None, False, 1, ImageMetadata()  # open_image reports it
-    if width * height > max_pixels:
-        raise PoseFaceError(
-            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
-        )
+    refuse_above_limit(path, (width, height), max_pixels)
     if file_format == "PNG":
         sixteen = _png_bit_depth(path) == 16
     else:
@@ -258,7 +359,9 @@ def _read_pixels(path: Path, max_pixels: int, sixteen_colour: bool, orientation:
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.uint8).copy()
 
 
-def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None) -> Path:
+def write_image_full(
+    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+) -> Path:
     """Write what `read_image_full` returns, at the input's depth where the format allows.
 
     uint16 goes to PNG/TIFF at 16 bits and is reduced to 8 bits for other formats; alpha is kept
@@ -279,10 +382,10 @@ def write_image_full(path: str | os.PathLike, array: np.ndarray, quality: int = 
             array = array[..., 0]
         else:
             image = _la_image(array)
-            return atomic_write(path, lambda tmp_name: image.save(tmp_name, **_metadata_arguments(suffix, metadata)))
+            return atomic_write(path, lambda tmp_name: image.save(tmp_name, **_metadata_arguments(suffix, metadata)), replace)
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
-    return write_image(path, array, quality=quality, metadata=metadata)
+    return write_image(path, array, quality=quality, metadata=metadata, replace=replace)
 
 
 def _usual_permissions(path: Path) -> Path:

@@ -6,6 +6,9 @@ import argparse
 import logging
 import sys
 
+from poseface.cli import exit_code
+from poseface.imageio import check_output_file, check_output_folder
+
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     """--split / --val-fraction: the held-out (or training) faces of `poseface train` (degrade, evaluate)."""
@@ -56,6 +59,7 @@ def register(subparsers) -> None:
     sub.add_argument("--size", type=int, default=128, help="the model size the faces are scored at (default 128)")
     sub.add_argument("--keep-fraction", type=float, default=0.5, help="share of the training faces to keep (default 0.5)")
     sub.add_argument("--val-fraction", type=float, default=0.02, help="the run's data.val_fraction (default 0.02)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing OUT and its .png (default: refuse)")
     sub.set_defaults(func=run_curate)
 
 
@@ -78,18 +82,20 @@ def _log_to_stderr() -> None:
 
 
 def run_degrade(args: argparse.Namespace) -> int:
-    from poseface.data.testset import make_test_set
+    from poseface.data.testset import make_test_set, skipped_images
 
+    check_output_folder(args.out)
     _log_to_stderr()
     out = make_test_set(args.hq, args.out, seed=args.seed, preset=args.preset, sr=args.sr, size=args.size, limit=args.limit,
                         split=args.split, val_fraction=args.val_fraction)
     print(f"wrote {out}/lq, {out}/gt, {out}/params.json and {out}/contact_sheet.png")
-    return 0
+    return exit_code(len(skipped_images(out)))
 
 
 def run_landmarks(args: argparse.Namespace) -> int:
     from poseface.data.landmarks import compute_landmarks
 
+    check_output_file(args.out)  # an existing file is resumed (or, with --no-resume, replaced)
     _log_to_stderr()
     counts = compute_landmarks(args.data, args.out, resume=not args.no_resume, limit=args.limit, full_crop_fallback=not args.no_full_crop)
     found = sum(counts[m] for m in ("hog", "hog_upsampled", "hog_padded", "full_crop"))
@@ -98,7 +104,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         f"{counts['full_crop']} full_crop), {counts['no_face']} without a face, {counts['unreadable']} unreadable, "
         f"{counts['already_done']} already done"
     )
-    return 0
+    return exit_code(counts["unreadable"])
 
 
 def run_curate(args: argparse.Namespace) -> int:
@@ -106,18 +112,16 @@ def run_curate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from poseface.data.curate import curate_source, kept_dropped_sheet
-    from poseface.errors import PoseFaceError
-    from poseface.imageio import atomic_write, write_image
+    from poseface.imageio import atomic_write, refuse_existing, write_image
 
     out = Path(args.out)
     sheet_path = out.with_suffix(".png")
-    for path in (out, sheet_path):
-        if path.exists():
-            raise PoseFaceError(f"{path}: already exists; choose another -o or remove it")
+    check_output_file(out, args.overwrite)
+    refuse_existing([sheet_path], args.overwrite)
     _log_to_stderr()
     ranking = curate_source(args.data, args.size, args.keep_fraction, args.val_fraction)
-    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(ranking.to_json(), indent=0)))
-    write_image(sheet_path, kept_dropped_sheet(args.data, ranking))
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(ranking.to_json(), indent=0)), replace=args.overwrite)
+    write_image(sheet_path, kept_dropped_sheet(args.data, ranking), replace=args.overwrite)
     print(f"{out}: kept {ranking.keep} of {len(ranking.names)} training faces (sharpness >= {ranking.scores[ranking.keep - 1]:.4f}); "
           f"contact sheet {sheet_path}")
-    return 0
+    return exit_code(len(ranking.skipped))

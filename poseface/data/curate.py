@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,6 +50,7 @@ class Ranking:
     keep: int
     size: int
     measure: str = "var(laplacian) / (var + 1) of the grey centre at the model size"
+    skipped: list[str] = field(default_factory=list)  # unreadable images, left out of the ranking
 
     @property
     def kept(self) -> list[str]:
@@ -105,7 +106,9 @@ def curate_source(data: str | os.PathLike, size: int, keep_fraction: float, val_
             scores.append(sharpness(image, size))
     if not names:
         raise PoseFaceError(f"{source.root}: no readable training image to rank")
-    return rank(names, scores, keep_fraction, size)
+    ranking = rank(names, scores, keep_fraction, size)
+    ranking.skipped = list(source.skipped)
+    return ranking
 
 
 def kept_dropped_sheet(data: str | os.PathLike, ranking: Ranking, per_row: int = 8) -> np.ndarray:

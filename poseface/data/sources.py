@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from poseface.errors import PoseFaceError
-from poseface.imageio import DEFAULT_MAX_PIXELS, read_rgb
+from poseface.imageio import DEFAULT_MAX_PIXELS, open_within_limit, read_rgb
 
 logger = logging.getLogger("poseface.data")
 
@@ -47,7 +47,7 @@ def decode_rgb(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_within_limit(io.BytesIO(data), label, max_pixels) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -59,6 +59,8 @@ def decode_rgb(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise PoseFaceError(f"{label}: image larger than {max_pixels} pixels; remove it from the data set") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PoseFaceError(f"{label}: not a readable image ({type(exc).__name__}); the file is truncated, corrupt or not an image") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
 
 
 class ImageSource:

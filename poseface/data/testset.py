@@ -88,6 +88,11 @@ def _check_out_dir(out: Path, settings: dict[str, Any]) -> None:
         raise PoseFaceError(f"{out}: holds a test set made with other settings (seed, preset, sr, size, limit or source); choose a new folder or delete it yourself")
 
 
+def skipped_images(out_dir: str | os.PathLike) -> list[str]:
+    """The unreadable HQ images a finished test set in `out_dir` left out (from its params.json)."""
+    return list(json.loads((Path(out_dir) / "params.json").read_text()).get("skipped", []))
+
+
 def make_test_set(
     hq_source: str | os.PathLike,
     out_dir: str | os.PathLike,

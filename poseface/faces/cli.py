@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from poseface.cli import exit_code
 from poseface.faces.detect import DETECTORS, DetectorOptions
 from poseface.faces.restorer import DEVICES, PRECISIONS, Restorer
 from poseface.faces.run import EXTENSIONS, RunOptions, restore_files
-from poseface.imageio import DEFAULT_MAX_PIXELS
+from poseface.imageio import DEFAULT_MAX_PIXELS, check_max_pixels, check_output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     sub.add_argument("-o", "--output", required=True, help="output folder (must not be an input folder)")
+    sub.add_argument("--overwrite", action="store_true", help="replace files already in the output folder (default: keep them and skip that input)")
     sub.add_argument("--weights", help="PoseFace .safetensors, GPEN .pth or a zoo name from `poseface weights list` (default: the bundled model)")
     sub.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, else mps, else cpu")
     sub.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network precision (fp16: CUDA only)")
@@ -37,11 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--ext", default="auto", choices=EXTENSIONS, help="output format (auto = the input's)")
     sub.add_argument("--suffix", default="", help="added to output file names, e.g. _restored")
     sub.add_argument("-r", "--recursive", action="store_true", help="also restore images in sub-folders of input folders")
-    sub.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse images larger than this (decompression-bomb limit, default {DEFAULT_MAX_PIXELS})")
+    sub.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"skip images, and outputs times --upscale, larger than this (decompression-bomb limit, default {DEFAULT_MAX_PIXELS})")
     sub.set_defaults(func=run_restore)
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    """Exit code: 0 every input restored, 1 some input skipped or a face left as it was, 2 (PoseFaceError) a usage error."""
+    check_max_pixels(args.max_pixels)
+    check_output_folder(args.output)  # before the model is loaded
     detector = DetectorOptions(method=args.detector, min_score=args.min_score, min_face_size=args.min_face_size, max_side=args.detect_size)
     restorer = Restorer(
         args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size, upscale=args.upscale,
@@ -50,9 +55,9 @@ def run_restore(args: argparse.Namespace) -> int:
     )
     options = RunOptions(
         output=Path(args.output), ext=args.ext, suffix=args.suffix, save_faces=args.save_faces, compare=args.compare,
-        recursive=args.recursive, max_pixels=args.max_pixels,
+        recursive=args.recursive, max_pixels=args.max_pixels, overwrite=args.overwrite,
     )
     summary = restore_files(restorer, args.inputs, options)
     for line in summary.lines(options.output):
         print(line)
-    return 1 if summary.skipped or summary.non_finite_faces else 0
+    return exit_code(len(summary.skipped) + summary.non_finite_faces)

@@ -179,7 +179,7 @@ class Restorer:
         if batch_size < 1:
             raise PoseFaceError(f"--batch-size {batch_size}: must be at least 1")
         if not 1.0 <= upscale <= 16.0:
-            raise PoseFaceError(f"--upscale {upscale}: must be between 1 and 16")
+            raise PoseFaceError(f"--upscale {upscale:g}: must be between 1 and 16 (the output size factor)")
         if not 0.0 <= fidelity <= 1.0:
             raise PoseFaceError(f"--fidelity {fidelity}: must be between 0 (input face) and 1 (fully restored)")
         self.precision = precision
@@ -337,9 +337,13 @@ class Restorer:
         change = face.restored.astype(np.float32) - face.crop.astype(np.float32)
         return crop_full + self.fidelity * scale * change
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the output for an input of `width` x `height` (times `upscale`)."""
+        return max(1, round(width * self.upscale)), max(1, round(height * self.upscale))
+
     def _paste(self, prepared: _Prepared) -> np.ndarray:
         height, width = prepared.color.shape[:2]
-        out_w, out_h = max(1, round(width * self.upscale)), max(1, round(height * self.upscale))
+        out_w, out_h = self.output_size(width, height)
         alpha = None if prepared.alpha is None else _resize(prepared.alpha, out_w, out_h)
         if prepared.aligned:
             face = prepared.faces[0]

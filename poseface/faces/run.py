@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import sys
 import time
@@ -25,6 +26,7 @@ from poseface.imageio import (
     OUTPUT_SUFFIXES,
     TEMPORARY_PREFIX,
     ImageMetadata,
+    already_exists,
     atomic_write,
     broken_links,
     list_images,
@@ -53,7 +55,8 @@ class RunOptions:
     save_faces: bool = False
     compare: bool = False
     recursive: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS  # inputs and outputs (with --upscale) above this are skipped
+    overwrite: bool = False  # replace files already in the output folder (else that input is skipped)
     progress: bool | None = None  # None = only on a terminal
 
 
@@ -173,9 +176,45 @@ def output_paths(files: list[InputFile], options: RunOptions) -> dict[Path, tupl
     return result
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
-    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
-    shutil.copymode(source, target)
+def _copy_atomically(source: Path, target: Path, replace: bool) -> None:
+    atomic_write(target, lambda tmp: (shutil.copyfile(source, tmp), shutil.copymode(source, tmp)), replace)
+
+
+def _faces_folder(options: RunOptions, side: Path) -> Path:
+    return options.output / "faces" / side.parent
+
+
+def _compare_path(options: RunOptions, side: Path) -> Path:
+    return options.output / "compare" / (str(side) + ".png")
+
+
+def existing_outputs(target: Path, side: Path, options: RunOptions) -> list[Path]:
+    """Files already there that restoring this input would write: the image, and with
+    --compare / --save-faces its comparison and face crops (`<name>_<k>_crop.png`, `_restored.png`)."""
+    found = [target] if target.exists() else []
+    if options.compare and _compare_path(options, side).exists():
+        found.append(_compare_path(options, side))
+    folder = _faces_folder(options, side)
+    if options.save_faces and folder.is_dir():
+        pattern = re.compile(re.escape(side.name) + r"_\d+_(crop|restored)\.png")
+        found += sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
+    return found
+
+
+def kept_reason(path: Path, target: Path, existing: list[Path]) -> str:
+    """Why an input is skipped: its first existing output is kept. --suffix renames only the image,
+    not its faces/ and compare/ files."""
+    other = "-o or --suffix" if existing[0] == target else "-o"
+    return f"{path}: {already_exists(existing[0], other)}"
+
+
+def too_large_output_reason(path: Path, image: np.ndarray, restorer: Restorer, max_pixels: int) -> str | None:
+    """Why an input is skipped because its output (times --upscale) exceeds `max_pixels`, else None."""
+    width, height = restorer.output_size(image.shape[1], image.shape[0])
+    if width * height <= max_pixels:
+        return None
+    return (f"{path}: the output would be {width}x{height} pixels (--upscale {restorer.upscale:g}), more than --max-pixels {max_pixels}; "
+            "lower --upscale or raise --max-pixels")
 
 
 def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -236,10 +275,20 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
     def readable() -> Iterator[tuple[Path, np.ndarray]]:
         for item in files:
+            target, side = targets[item.path]
+            existing = [] if options.overwrite else existing_outputs(target, side, options)
+            if existing:
+                skip(item.path, kept_reason(item.path, target, existing))
+                continue
             try:
                 image, metadata[item.path] = read_image_and_metadata(item.path, options.max_pixels)
             except PoseFaceError as exc:
                 skip(item.path, str(exc))
+                continue
+            too_large = too_large_output_reason(item.path, image, restorer, options.max_pixels)
+            if too_large:
+                metadata.pop(item.path, None)
+                skip(item.path, too_large)
                 continue
             if metadata[item.path].frames > 1:
                 bar.write(f"poseface: {item.path}: only the first of {metadata[item.path].frames} frames was restored "
@@ -290,18 +339,19 @@ def _write_outputs(
 ) -> None:
     if target.resolve() == path.resolve():
         raise PoseFaceError("the output would overwrite the input")
+    replace = options.overwrite
     if not result.faces and restorer.upscale == 1.0 and target.suffix.lower() == path.suffix.lower():
-        _copy_atomically(path, target)  # no face: the file itself, byte for byte
+        _copy_atomically(path, target, replace)  # no face: the file itself, byte for byte
     else:
-        write_image_full(target, result.image, metadata=metadata)  # ICC profile and EXIF of the input
+        write_image_full(target, result.image, metadata=metadata, replace=replace)  # ICC profile and EXIF of the input
     if options.save_faces:
-        folder = options.output / "faces" / side.parent
+        folder = _faces_folder(options, side)
         for k, face in enumerate(result.faces):
-            write_image_full(folder / f"{side.name}_{k}_crop.png", face.crop)
+            write_image_full(folder / f"{side.name}_{k}_crop.png", face.crop, replace=replace)
             if face.restored is not None:
-                write_image_full(folder / f"{side.name}_{k}_restored.png", face.restored)
+                write_image_full(folder / f"{side.name}_{k}_restored.png", face.restored, replace=replace)
     if options.compare and original is not None:
-        write_image_full(options.output / "compare" / (str(side) + ".png"), compare_image(original, result.image))
+        write_image_full(_compare_path(options, side), compare_image(original, result.image), replace=replace)
 
 
 __all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]

@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from poseface.cli import exit_code
 from poseface.data.cli import add_split_arguments
 from poseface.errors import PoseFaceError
+from poseface.imageio import check_output_file, check_output_folder, refuse_existing
 from poseface.metrics.suite import ALL_METRICS, MetricOptions, build_metrics, parse_metric_names
 
 
@@ -51,12 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     sub.add_argument("--title", default="Evaluation", help="title of the Markdown report")
     sub.add_argument("-o", "--output", required=True, help="report.md to write (report.csv and report.json are written beside it)")
+    sub.add_argument("--overwrite", action="store_true", help="replace existing report files (default: refuse)")
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.set_defaults(func=run_evaluate)
 
     stats = subparsers.add_parser("fid-stats", help="compute FID reference statistics (mu, sigma) of a folder of images")
     stats.add_argument("folder", help="folder of images (e.g. the FFHQ or ground-truth faces)")
     stats.add_argument("-o", "--output", required=True, help=".npz to write (keys mu, sigma)")
+    stats.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (default: refuse)")
     stats.add_argument("--fid-weights", help="local pt_inception-2015-12-05-6726825d.pth")
     stats.add_argument("--batch-size", type=int, default=16)
     stats.add_argument("--no-download", action="store_true")
@@ -71,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         bench.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
         bench.add_argument("--runs", type=int, default=5, help="timed forward passes; the median is reported (default 5)")
         bench.add_argument("-o", "--output", help="also write the table to this .md file")
+        bench.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (default: refuse)")
         bench.set_defaults(func=run_benchmark)
 
 
@@ -88,7 +93,21 @@ def _report_unavailable(unavailable: dict[str, str]) -> None:
         _warn(f"{name} not computed: {reason}")
 
 
+def _skipped_count(skipped: dict[str, list[str]]) -> int:
+    return sum(len(names) for names in skipped.values())
+
+
+def _check_report_outputs(output: Path, overwrite: bool, *others: Path) -> None:
+    """Before any metric or model is loaded: the report files can be written and do not exist (unless --overwrite)."""
+    from poseface.metrics.report import report_paths
+
+    paths = report_paths(output)
+    check_output_file(paths["markdown"], overwrite)
+    refuse_existing([paths["csv"], paths["json"], *others], overwrite)
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
+    """Exit code: 0 every file evaluated, 1 some skipped (unpaired, unreadable, other size), 2 a usage error."""
     from poseface.metrics.folders import skipped_lines
     from poseface.metrics.report import markdown_table, write_reports
 
@@ -102,6 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise PoseFaceError("evaluate: give --restored DIR [--gt DIR], or --hq DIR --degrade-seed N [--weights W]")
     from poseface.metrics.folders import evaluate_pairs, pair_folders
 
+    _check_report_outputs(output, args.overwrite)
     has_gt = args.gt is not None
     names = parse_metric_names(args.metrics, has_gt)
     pairing = pair_folders(args.restored, args.gt)  # bad folders fail before any model is loaded
@@ -112,10 +132,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_pairs(pairing, metric_set, Path(args.restored).resolve().name, progress=not args.quiet, has_gt=has_gt)
     for line in skipped_lines(result.skipped):
         _warn(line)
-    paths = write_reports([result], output, args.title, extra={"restored": str(args.restored), "gt": args.gt})
+    paths = write_reports([result], output, args.title, extra={"restored": str(args.restored), "gt": args.gt}, replace=args.overwrite)
     print(markdown_table([result]))
     print(f"wrote {paths['markdown']}, {paths['csv'].name}, {paths['json'].name}")
-    return 0
+    return exit_code(_skipped_count(result.skipped))
 
 
 def _run_model_mode(args: argparse.Namespace, options: MetricOptions, output: Path) -> int:
@@ -130,6 +150,9 @@ def _run_model_mode(args: argparse.Namespace, options: MetricOptions, output: Pa
     baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     work = Path(args.work_dir) if args.work_dir else output.with_name(output.stem + "_files")
+    grid_path = output.with_name(output.stem + "_grid.png")
+    _check_report_outputs(output, args.overwrite, grid_path)
+    check_output_folder(work, "--work-dir")
     results, test_set, grid = evaluate_models(
         args.weights, args.hq, work, args.degrade_seed, names, options, labels=labels, baselines=baselines,
         preset=args.preset, sr=args.sr, size=args.size, limit=args.limit, split=args.split, val_fraction=args.val_fraction, batch_size=args.batch_size,
@@ -139,22 +162,23 @@ def _run_model_mode(args: argparse.Namespace, options: MetricOptions, output: Pa
     for result in results:
         for line in skipped_lines(result.skipped):
             _warn(f"{result.label}: {line}")
-    grid_path = write_image(output.with_name(output.stem + "_grid.png"), grid)
+    write_image(grid_path, grid, replace=args.overwrite)
     degradation = f"bicubic x{args.sr} down-sampling" if args.sr else f"degradation preset '{args.preset}'"
     notes = [f"test set: {len(results[0].rows)} faces from {args.hq}, {degradation}, seed {args.degrade_seed} ({test_set})",
              f"comparison grid: {grid_path.name}"]
-    paths = write_reports(results, output, args.title, notes=notes, extra={"test_set": str(test_set)})
+    paths = write_reports(results, output, args.title, notes=notes, extra={"test_set": str(test_set)}, replace=args.overwrite)
     print(markdown_table(results))
     print(f"wrote {paths['markdown']}, {paths['csv'].name}, {paths['json'].name}, {grid_path.name}")
-    return 0
+    return exit_code(sum(_skipped_count(result.skipped) for result in results))
 
 
 def run_fid_stats(args: argparse.Namespace) -> int:
     from poseface.metrics.fid import build_inception, folder_statistics, save_statistics
 
+    check_output_file(args.output, args.overwrite)
     model = build_inception(args.fid_weights, download=not args.no_download, device=args.device)
     mu, sigma, count = folder_statistics(args.folder, model, batch_size=args.batch_size)
-    path = save_statistics(args.output, mu, sigma, count=count)
+    path = save_statistics(args.output, mu, sigma, replace=args.overwrite, count=count)
     print(f"wrote {path} ({count} images)")
     return 0
 
@@ -165,12 +189,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.warmup < 0 or args.batch < 1:
         raise PoseFaceError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
+    if args.output:
+        check_output_file(args.output, args.overwrite)
     model = load_model(args.weights, device=args.device)
     result = benchmark_model(model, int(model.config.size), args.device, args.batch, args.warmup, args.runs, label=Path(args.weights).stem)
     table = result.markdown()
     print(table, end="")
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# Benchmark\n\n{table}")
+        from poseface.imageio import atomic_write
+
+        atomic_write(args.output, lambda tmp: Path(tmp).write_text(f"# Benchmark\n\n{table}"), args.overwrite)
     return 0

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from poseface.errors import PoseFaceError
-from poseface.imageio import list_images, read_rgb, write_image
+from poseface.imageio import atomic_write, list_images, read_rgb, write_image
 from poseface.metrics.folders import EvaluationResult, evaluate_folder
 from poseface.metrics.suite import MetricOptions, build_metrics
 from poseface.zoo import weights_file
@@ -74,10 +74,8 @@ def _prepare_work_dir(work: Path, settings: dict) -> None:
         marker = work / MARKER
         if not marker.is_file():
             raise PoseFaceError(f"{work}: folder is not empty and was not made by `poseface evaluate`; choose a new --work-dir (files are never overwritten)")
-    work.mkdir(parents=True, exist_ok=True)
-    tmp = work / f".tmp-{MARKER}"
-    tmp.write_text(json.dumps(settings, indent=2, default=str) + "\n")
-    os.replace(tmp, work / MARKER)
+    text = json.dumps(settings, indent=2, default=str) + "\n"
+    atomic_write(work / MARKER, lambda tmp: Path(tmp).write_text(text))
 
 
 def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool) -> Path:

@@ -263,15 +263,15 @@ def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -
     return float(difference @ difference + np.sum(centred1**2) + np.sum(centred2**2) - 2 * trace_sqrt)
 
 
-def save_statistics(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, **info) -> Path:
-    """Write mu/sigma as .npz (pytorch-fid's keys) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, mu=mu, sigma=sigma, **{k: np.asarray(v) for k, v in info.items()})
-    os.replace(tmp, path)
-    return path
+def save_statistics(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, replace: bool = True, **info) -> Path:
+    """Write mu/sigma as .npz (pytorch-fid's keys) atomically; `replace=False` never replaces an existing file."""
+    from poseface.imageio import atomic_write
+
+    def save(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, mu=mu, sigma=sigma, **{k: np.asarray(v) for k, v in info.items()})
+
+    return atomic_write(path, save, replace)
 
 
 def load_statistics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

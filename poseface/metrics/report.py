@@ -9,18 +9,23 @@ import math
 import os
 from pathlib import Path
 
+from poseface.imageio import atomic_write
 from poseface.metrics.folders import EvaluationResult, skipped_lines
 from poseface.metrics.suite import COLUMNS
 
 REFERENCE_ROWS = ("gt",)  # rows never marked best
 
 
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def _write_text(path: Path, text: str, replace: bool) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), replace)
+
+
+def report_paths(output: str | os.PathLike) -> dict[str, Path]:
+    """OUTPUT as .md (the suffix added when missing), and the .csv and .json beside it."""
+    output = Path(output)
+    if output.suffix.lower() != ".md":
+        output = output.with_suffix(".md") if output.suffix else output.with_name(output.name + ".md")
+    return {"markdown": output, "csv": output.with_suffix(".csv"), "json": output.with_suffix(".json")}
 
 
 def format_value(column: str, value: float | None) -> str:
@@ -108,14 +113,11 @@ def _json_safe(value):
 
 
 def write_reports(results: list[EvaluationResult], output: str | os.PathLike, title: str = "Evaluation",
-                  notes: list[str] | None = None, extra: dict | None = None) -> dict[str, Path]:
-    """Write OUTPUT (.md), OUTPUT.csv and OUTPUT.json (same stem); returns the paths."""
-    output = Path(output)
-    if output.suffix.lower() != ".md":
-        output = output.with_suffix(".md") if output.suffix else output.with_name(output.name + ".md")
+                  notes: list[str] | None = None, extra: dict | None = None, replace: bool = True) -> dict[str, Path]:
+    """Write OUTPUT (.md), OUTPUT.csv and OUTPUT.json (same stem); returns the paths.
+    `replace=False`: an existing file is never replaced (PoseFaceError)."""
+    paths = report_paths(output)
     document = {"title": title, "results": [r.to_dict() for r in results], "notes": notes or [], **(extra or {})}
-    return {
-        "markdown": _atomic_write(output, markdown_report(results, title, notes)),
-        "csv": _atomic_write(output.with_suffix(".csv"), per_image_csv(results)),
-        "json": _atomic_write(output.with_suffix(".json"), json.dumps(_json_safe(document), indent=2) + "\n"),
-    }
+    texts = {"markdown": markdown_report(results, title, notes), "csv": per_image_csv(results),
+             "json": json.dumps(_json_safe(document), indent=2) + "\n"}
+    return {kind: _write_text(paths[kind], texts[kind], replace) for kind in paths}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from poseface.config import from_dict, load_yaml
 from poseface.errors import PoseFaceError
+from poseface.imageio import check_output_file, refuse_existing
 from poseface.models.checkpoint import load_model, save_model
 from poseface.models.config import ModelConfig
 from poseface.models.discriminator import build_discriminators
@@ -26,15 +27,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("generator", help="GPEN generator file, e.g. GPEN-BFR-512.pth")
     convert.add_argument("--discriminator", "-d", help="GPEN discriminator file, e.g. GPEN-BFR-512-D.pth")
     convert.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
-    convert.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_overwrite_argument(convert)
     convert.set_defaults(func=run_convert)
 
     export = subparsers.add_parser("export", help="copy a trained model (a run folder or weights file) for release, optionally in fp16")
     export.add_argument("source", help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a .safetensors file")
     export.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
     export.add_argument("--half", action="store_true", help="store the weights as float16 (half the size; loaded back as float32)")
-    export.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_overwrite_argument(export)
     export.set_defaults(func=run_export)
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """--overwrite (also spelt --force, its old name): replace existing output files."""
+    parser.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace existing output files (default: refuse)")
+
+
+def check_weights_output(output: Path, overwrite: bool, *others: Path) -> None:
+    """Before any work: OUTPUT ends in .safetensors, can be written, and it and its companions do not
+    exist (unless --overwrite)."""
+    if output.suffix != ".safetensors":
+        raise PoseFaceError(f"{output}: output must end in .safetensors; choose another -o")
+    check_output_file(output, overwrite)
+    refuse_existing([output.with_suffix(".json"), *others], overwrite)
 
 
 def model_config_from_yaml(path: str | Path) -> ModelConfig:
@@ -69,10 +84,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    if output.suffix != ".safetensors":
-        raise PoseFaceError(f"{output}: output must end in .safetensors")
-    if output.exists() and not args.force:
-        raise PoseFaceError(f"{output}: already exists; choose another name or pass --force")
+    d_path = output.with_name(output.stem + "-D.safetensors")
+    check_weights_output(output, args.overwrite, *([d_path] if args.discriminator else []))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = convert_gpen(args.generator, args.discriminator)
@@ -85,9 +98,6 @@ def run_convert(args: argparse.Namespace) -> int:
     if discriminator is not None:
         from safetensors.torch import save_file
 
-        d_path = output.with_name(output.stem + "-D.safetensors")
-        if d_path.exists() and not args.force:
-            raise PoseFaceError(f"{d_path}: already exists; choose another name or pass --force")
         save_file({k: v.contiguous() for k, v in discriminator.state_dict().items()}, str(d_path),
                   metadata={"poseface": "global-discriminator", "size": str(discriminator.size)})
         print(f"wrote {d_path}")
@@ -102,12 +112,9 @@ def run_export(args: argparse.Namespace) -> int:
     source = Path(args.source)
     weights = source / "model.safetensors" if source.is_dir() else source
     output = Path(args.output)
-    if output.suffix != ".safetensors":
-        raise PoseFaceError(f"{output}: output must end in .safetensors")
     if output.resolve() == weights.resolve():
-        raise PoseFaceError(f"{output}: is the source file itself; choose another output name")
-    if output.exists() and not args.force:
-        raise PoseFaceError(f"{output}: already exists; choose another name or pass --force")
+        raise PoseFaceError(f"{output}: is the source file itself; choose another -o")
+    check_weights_output(output, args.overwrite)
     model = load_model(weights)
     provenance = dict(getattr(model, "provenance", {}))
     provenance |= {"exported_from": str(weights), "dtype": "float16" if args.half else "float32"}

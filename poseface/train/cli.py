@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from poseface.config import apply_overrides, load_config
+from poseface.imageio import check_output_folder
 from poseface.train.config import ExperimentConfig
 
 
@@ -44,6 +45,7 @@ def run_train(args: argparse.Namespace) -> int:
     from poseface.train.trainer import Trainer
 
     cfg = build_config(args)
+    check_output_folder(cfg.train.out_dir, "--out-dir")  # before any data or model is loaded
     process = setup(cfg.train.device)
     logging.basicConfig(level=logging.INFO if process.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {process.rank}] %(name)s: %(message)s")

@@ -38,7 +38,7 @@ def test_rank_refuses_a_bad_fraction():
 
 def test_curate_command_writes_ranking_sheet_and_the_dataset_keeps_only_those(image_folder, tmp_path, capsys):
     out = tmp_path / "keep.json"
-    assert main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--keep-fraction", "0.5", "--val-fraction", "0"]) == 0
+    assert main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--keep-fraction", "0.5", "--val-fraction", "0"]) == 1  # broken.jpg, notes.txt
     document = json.loads(out.read_text())
     assert (tmp_path / "keep.png").is_file() and "kept" in capsys.readouterr().out
     scores = [score for _, score in document["ranking"]]
@@ -46,8 +46,13 @@ def test_curate_command_writes_ranking_sheet_and_the_dataset_keeps_only_those(im
     kept = load_keep_list(out)
     dataset = FaceDataset(image_folder, 64, "paper", split="train", val_fraction=0.0, keep_names=kept)
     assert {dataset.source.names[i] for i in dataset.indices} == kept
-    assert main(["curate", str(image_folder), "-o", str(out)]) != 0
-    assert "already exists" in capsys.readouterr().err
+    before = out.read_text()
+    assert main(["curate", str(image_folder), "-o", str(out)]) == 2
+    assert f"{out}: already exists and was kept; pass --overwrite or choose another -o" in capsys.readouterr().err
+    assert out.read_text() == before
+    (image_folder / "broken.jpg").unlink()
+    (image_folder / "notes.txt").unlink()
+    assert main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--val-fraction", "0", "--overwrite"]) == 0  # all read
 
 
 def test_keep_list_errors_are_one_line(tmp_path):

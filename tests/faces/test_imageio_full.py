@@ -15,9 +15,13 @@ from poseface.imageio import (
     OUTPUT_SUFFIXES,
     atomic_write,
     broken_links,
+    check_max_pixels,
+    check_output_file,
+    check_output_folder,
     list_images,
     read_image_and_metadata,
     read_image_full,
+    read_rgb,
     stale_temporary_images,
     write_image_full,
 )
@@ -89,6 +93,59 @@ def test_decoding_limit_is_enforced_below_twice_pillows_limit(tmp_path):
     assert read_image_full(tmp_path / "big.png", max_pixels=10000).shape == (100, 100, 3)
 
 
+def test_read_rgb_refuses_above_the_limit_and_accepts_exactly_the_limit(tmp_path):
+    Image.fromarray(pattern(100, 100)).save(tmp_path / "big.png")
+    with pytest.raises(PoseFaceError, match="image of 100x100 pixels is larger than the decoding limit of 6000 pixels"):
+        read_rgb(tmp_path / "big.png", max_pixels=6000)  # Pillow alone only warns below twice its limit
+    assert read_rgb(tmp_path / "big.png", max_pixels=10000).shape == (100, 100, 3)
+    with pytest.raises(PoseFaceError, match="decoding limit of 9999 pixels"):
+        read_rgb(tmp_path / "big.png", max_pixels=9999)
+
+
+def test_atomic_write_without_replace_keeps_an_existing_file(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("theirs")
+    with pytest.raises(PoseFaceError, match=r"a.txt: already exists and was kept; pass --overwrite or choose another -o"):
+        atomic_write(target, lambda tmp: Path(tmp).write_text("ours"), replace=False)
+    assert target.read_text() == "theirs" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # no temporary left
+    atomic_write(tmp_path / "b.txt", lambda tmp: Path(tmp).write_text("ours"), replace=False)
+    assert (tmp_path / "b.txt").read_text() == "ours"
+    write_image_full(tmp_path / "c.png", pattern(4, 4), replace=False)
+    with pytest.raises(PoseFaceError, match="c.png: already exists"):
+        write_image_full(tmp_path / "c.png", pattern(5, 5), replace=False)
+    assert read_image_full(tmp_path / "c.png").shape == (4, 4, 3)
+
+
+def test_output_checks_name_the_path_and_the_fix(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(PoseFaceError, match=r"file.txt: exists and is not a folder; choose another output folder \(-o\)"):
+        check_output_folder(a_file)
+    with pytest.raises(PoseFaceError, match=r"out: cannot be created, .*file.txt is a file; choose another output folder \(-o\)"):
+        check_output_folder(a_file / "sub" / "out")
+    assert check_output_folder(tmp_path / "new" / "out") == tmp_path / "new" / "out"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(PoseFaceError, match="already exists and was kept"):
+        check_output_file(a_file, overwrite=False)
+    assert check_output_file(a_file, overwrite=True) == a_file
+    with pytest.raises(PoseFaceError, match="is a folder; give a file name"):
+        check_output_file(tmp_path)
+    with pytest.raises(PoseFaceError, match="--max-pixels 0: must be at least 1"):
+        check_max_pixels(0)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_refused(tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PoseFaceError, match="cannot be written, .*read_only is read-only for this user"):
+            check_output_folder(folder / "out")
+    finally:
+        folder.chmod(0o755)
+
+
 def srgb_profile() -> bytes:
     from PIL import ImageCms
 
@@ -157,3 +214,17 @@ def test_stale_temporary_images_are_exactly_atomic_writes_own(tmp_path):
     (tmp_path / seen[0]).write_bytes(b"left behind")
     os.utime(tmp_path / seen[0], (1_000_000, 1_000_000))
     assert seen[0] in [p.name for p in stale_temporary_images(tmp_path, older_than=time.time())]
+
+
+def test_write_image_full_keeps_metadata_and_an_existing_file_together(tmp_path):
+    image = Image.fromarray(pattern())
+    image.save(tmp_path / "in.jpg", icc_profile=srgb_profile(), exif=with_exif(image))
+    pixels, metadata = read_image_and_metadata(tmp_path / "in.jpg")
+    write_image_full(tmp_path / "out.jpg", pixels, metadata=metadata, replace=False)
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert written.info.get("icc_profile") == srgb_profile() and written.getexif()[0x0112] == 1
+    before = (tmp_path / "out.jpg").read_bytes()
+    with pytest.raises(PoseFaceError, match="out.jpg: already exists and was kept"):
+        write_image_full(tmp_path / "out.jpg", pixels[:5], metadata=metadata, replace=False)
+    assert (tmp_path / "out.jpg").read_bytes() == before
+    assert not stale_temporary_images(tmp_path, older_than=time.time() + 60)  # no temporary left behind

@@ -3,6 +3,7 @@
 import io
 import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -92,7 +93,7 @@ def test_output_inside_the_input_folder_is_not_restored_again(photos, identity_w
     assert main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--suffix", "_r"]) == 1
     assert (out / "astronaut_r.png").is_file()
     capsys.readouterr()
-    main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--suffix", "_r"])
+    main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--suffix", "_r", "--overwrite"])
     assert "3 image(s) written" in capsys.readouterr().out  # not 5: its own outputs are no inputs
     assert not (out / "restored").exists()
 
@@ -183,6 +184,117 @@ def test_a_detection_failure_skips_that_file_only(photos, tmp_path, identity_wei
     captured = capsys.readouterr()
     assert "wall.jpg: dlib hog face detection failed (test)" in captured.err
     assert (out / "astronaut.png").is_file() and not (out / "wall.jpg").exists()
+
+
+def _kept_lines(err: str, other: str = "-o or --suffix") -> list[str]:
+    return [line for line in err.splitlines() if line.endswith(f"already exists and was kept; pass --overwrite or choose another {other}")]
+
+
+def test_a_file_already_in_the_output_folder_is_kept_unless_overwrite(photos, tmp_path, identity_weights, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "astronaut.png").write_bytes(b"a different photo of the same name")
+    inputs = [str(photos / "astronaut.png"), str(photos / "wall.jpg")]
+    assert main(["restore", *inputs, "-o", str(out), "--weights", identity_weights]) == 1
+    captured = capsys.readouterr()
+    kept = _kept_lines(captured.err)
+    assert len(kept) == 1 and kept[0].startswith(f"poseface: skipped {photos / 'astronaut.png'}: {out / 'astronaut.png'}")
+    assert (out / "astronaut.png").read_bytes() == b"a different photo of the same name"
+    assert (out / "wall.jpg").is_file() and "1 image(s) written" in captured.out  # the rest of the run went on
+    assert main(["restore", *inputs, "-o", str(out), "--weights", identity_weights, "--overwrite"]) == 0
+    assert read_image_full(out / "astronaut.png").shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize("side", ["compare/astronaut.png", "faces/astronaut_0_crop.png"])
+def test_an_existing_side_output_keeps_that_input_from_being_restored(side, photos, tmp_path, identity_weights, capsys):
+    out = tmp_path / "out"
+    (out / side).parent.mkdir(parents=True)
+    (out / side).write_bytes(b"someone else's file")
+    (out / "faces").mkdir(exist_ok=True)
+    (out / "faces" / "astronaut_b_0_crop.png").write_bytes(b"another input's crop")  # not astronaut's: no reason to skip
+    code = main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights, "--compare", "--save-faces"])
+    kept = _kept_lines(capsys.readouterr().err, "-o")  # --suffix would not rename the side output
+    assert code == 1 and len(kept) == 1 and f"{out / side}: already exists" in kept[0]
+    assert (out / side).read_bytes() == b"someone else's file" and not (out / "astronaut.png").exists()
+
+
+def test_a_file_appearing_while_the_run_works_is_not_replaced(photos, tmp_path, identity_weights, capsys, monkeypatch):
+    from poseface.faces import run
+
+    out = tmp_path / "out"
+    real = run.write_image_full
+
+    def someone_writes_first(path, array, **kwargs):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"written meanwhile")
+        return real(path, array, **kwargs)
+
+    monkeypatch.setattr(run, "write_image_full", someone_writes_first)
+    assert main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights]) == 1
+    assert "already exists and was kept" in capsys.readouterr().err
+    assert (out / "astronaut.png").read_bytes() == b"written meanwhile"
+
+
+@pytest.fixture
+def model_must_not_load(monkeypatch):
+    def fail(weights, device):
+        raise AssertionError("the model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(restorer_module, "load_restoration_model", fail)
+
+
+def _unwritable_outputs(tmp_path) -> list:
+    """-o values that cannot be written: an existing file, a folder below a file, and (not as root,
+    who writes anywhere) a read-only folder."""
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("x")
+    outputs = [a_file, a_file / "out"]
+    if os.geteuid() != 0:
+        read_only = tmp_path / "read_only"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+        outputs.append(read_only / "out")
+    return outputs
+
+
+def test_an_unwritable_output_folder_is_refused_before_the_model_loads(photos, tmp_path, model_must_not_load, capsys):
+    for out in _unwritable_outputs(tmp_path):
+        code = main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", "identity.pth"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (out, err)
+        assert err.startswith(f"poseface: error: {out}: ") and "choose another output folder (-o)" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_max_pixels_must_be_positive(value, photos, tmp_path, model_must_not_load, capsys):
+    code = main(["restore", str(photos / "astronaut.png"), "-o", str(tmp_path / "out"), "--max-pixels", value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--max-pixels {value}: must be at least 1" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "17", "nan"])
+def test_upscale_out_of_range_is_one_line_before_the_model_loads(value, photos, tmp_path, model_must_not_load, capsys):
+    code = main(["restore", str(photos / "astronaut.png"), "-o", str(tmp_path / "out"), "--upscale", value])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--upscale {value}: must be between 1 and 16" in err
+
+
+def test_an_image_of_exactly_max_pixels_is_restored(photos, tmp_path, identity_weights):
+    out = tmp_path / "out"
+    assert main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights, "--max-pixels", str(512 * 512)]) == 0
+    assert (out / "astronaut.png").is_file()
+
+
+def test_an_upscaled_output_above_max_pixels_skips_that_file(photos, tmp_path, identity_weights, capsys):
+    out = tmp_path / "out"
+    inputs = [str(photos / "astronaut.png"), str(photos / "wall.jpg")]  # 512 x 512 and 120 x 80
+    code = main(["restore", *inputs, "-o", str(out), "--weights", identity_weights, "--upscale", "2", "--max-pixels", str(512 * 512)])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = [x for x in err.splitlines() if "astronaut.png" in x]
+    assert len(line) == 1 and "the output would be 1024x1024 pixels (--upscale 2), more than --max-pixels 262144" in line[0]
+    assert "lower --upscale or raise --max-pixels" in line[0]
+    assert not (out / "astronaut.png").exists() and read_image_full(out / "wall.jpg").shape == (160, 240, 3)
 
 
 def test_an_animated_gif_in_a_folder_is_restored_as_its_first_frame_with_one_line(tmp_path, astronaut, identity_weights, capsys):

@@ -38,7 +38,7 @@ def test_folder_evaluation_writes_table_csv_and_json(folders, tmp_path, capsys):
     report = tmp_path / "out" / "report.md"
     code, out, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr,ssim,niqe",
                          "-o", str(report), "--quiet")
-    assert code == 0
+    assert code == 1  # stray.png and big.png skipped, the three pairs evaluated
     text = report.read_text()
     assert "| Method | PSNR ↑ | SSIM ↑ | NIQE ↓ | Images |" in text and "| restored |" in text
     # one warning line per reason, naming the skipped files
@@ -66,7 +66,7 @@ def test_without_ground_truth_only_niqe_runs(folders, tmp_path, capsys):
     header = report.read_text().splitlines()[2]
     assert header == "| Method | NIQE ↓ | Images |"
     # asking for a reference metric without ground truth: a warning, and NIQE still runs
-    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--metrics", "psnr,niqe", "-o", str(report), "--quiet")
+    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--metrics", "psnr,niqe", "-o", str(report), "--quiet", "--overwrite")
     assert code == 0 and "psnr not computed: needs ground truth" in err
 
 
@@ -75,7 +75,7 @@ def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys
     report = tmp_path / "r.md"
     code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr,lpips,fid",
                        "--no-download", "-o", str(report), "--quiet")
-    assert code == 0
+    assert code == 1  # stray.png and big.png skipped; a metric without weights is no skipped input
     assert "lpips not computed" in err and "alexnet-owt-7be5be79.pth" in err
     assert "fid not computed" in err and "pt_inception-2015-12-05-6726825d.pth" in err
     assert "PSNR ↑" in report.read_text() and "LPIPS" not in report.read_text().splitlines()[2]
@@ -84,7 +84,7 @@ def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys
 def test_identity_and_landmark_columns(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "face.md"
-    assert run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd", "-o", str(report), "--quiet")[0] == 0
+    assert run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd", "-o", str(report), "--quiet")[0] == 1  # 2 skipped
     rows = list(csv.DictReader(report.with_suffix(".csv").open()))
     assert {"ids", "ids_cos", "lmd", "lmd_norm"} <= set(rows[0])
     ids = [float(r["ids"]) for r in rows]
@@ -140,6 +140,10 @@ def test_benchmark_command(tiny_weights, tmp_path, capsys):
     assert code == 0, err
     assert "| tiny |" in out and "s / face" in out and "MMRBs" in out
     assert (tmp_path / "bench.md").read_text().startswith("# Benchmark")
+    (tmp_path / "bench.md").write_text("my notes")
+    code, _, err = run(capsys, "benchmark", "--weights", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "bench.md"))
+    assert code == 2 and "bench.md: already exists and was kept; pass --overwrite" in err  # checked before the model loads
+    assert (tmp_path / "bench.md").read_text() == "my notes"
 
 
 @pytest.mark.parametrize("sr", [None, 2])
@@ -163,7 +167,9 @@ def test_model_mode_compares_models_and_baselines(sr, tiny_weights, tmp_path, ca
     assert len(restored) == 3 and cv2.imread(str(restored[0])).shape == (32, 32, 3)  # evaluated at the model size
     # the same seed makes the same test set: a second run reproduces the table exactly
     first = report.read_text()
-    assert run(capsys, *argv)[0] == 0
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "table.md: already exists and was kept; pass --overwrite or choose another -o" in err  # kept
+    assert run(capsys, *argv, "--overwrite")[0] == 0
     assert report.read_text() == first
 
 
@@ -183,7 +189,7 @@ def test_bad_arcface_file_keeps_dlib_ids_and_lmd(folders, tmp_path, capsys):
     report = tmp_path / "arc.md"
     code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd",
                        "--arcface-weights", str(tmp_path / "missing_arcface.pth"), "-o", str(report), "--quiet")
-    assert code == 0
+    assert code == 1  # stray.png and big.png skipped
     assert "ids_arcface not computed" in err and "missing_arcface.pth" in err
     assert "| IDS ↓ | IDS cos ↓ | LMD px ↓" in report.read_text()
 
@@ -193,6 +199,10 @@ def test_fid_stats_command_offline_is_one_line(folders, tmp_path, capsys, offlin
     code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
     assert code == 2 and "pt_inception-2015-12-05-6726825d.pth" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.npz").exists()
+    (tmp_path / "s.npz").write_bytes(b"my statistics")
+    code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
+    assert code == 2 and err == f"poseface: error: {tmp_path / 's.npz'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    assert (tmp_path / "s.npz").read_bytes() == b"my statistics"
 
 
 def test_folder_statistics_with_a_stand_in_network(folders):
@@ -214,3 +224,30 @@ def test_model_mode_on_utkface(utkface_tar, tmp_path, capsys):
     assert {"input", "bicubic", "gt"} <= set(rows)
     psnr_of = {label: float(rows[label].split("|")[2].strip(" *")) for label in ("input", "bicubic")}
     assert psnr_of["bicubic"] > psnr_of["input"]  # bicubic beats nearest-neighbour enlargement
+
+
+def test_evaluate_exit_code_is_0_when_every_pair_is_evaluated_and_1_when_one_is_skipped(folders, tmp_path, capsys):
+    restored, gt = folders
+    argv = ["evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr", "--quiet"]
+    assert run(capsys, *argv, "-o", str(tmp_path / "some.md"))[0] == 1
+    (restored / "stray.png").unlink()
+    (restored / "big.png").unlink()
+    (gt / "big.png").unlink()
+    assert run(capsys, *argv, "-o", str(tmp_path / "all.md"))[0] == 0
+
+
+def test_evaluate_keeps_existing_reports_and_checks_the_output_before_any_metric(folders, tmp_path, capsys, monkeypatch):
+    from poseface.metrics import cli as metrics_cli
+
+    restored, gt = folders
+    argv = ["evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr", "--quiet"]
+    (tmp_path / "r.csv").write_text("someone's table")
+    code, _, err = run(capsys, *argv, "-o", str(tmp_path / "r.md"))
+    assert code == 2 and err == f"poseface: error: {tmp_path / 'r.csv'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    assert (tmp_path / "r.csv").read_text() == "someone's table" and not (tmp_path / "r.md").exists()
+    monkeypatch.setattr(metrics_cli, "build_metrics", lambda *a, **k: pytest.fail("metrics loaded before the output was checked"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    code, _, err = run(capsys, *argv, "-o", str(a_file / "r.md"))
+    assert code == 2 and err.startswith(f"poseface: error: {a_file / 'r.md'}: cannot be created, {a_file} is a file; choose another -o")
+    assert err.count("\n") == 1

@@ -144,8 +144,24 @@ def test_half_precision_export_round_trip_and_checksum(tmp_path, capsys):
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     with torch.no_grad():
         assert (model(x) - loaded(x)).abs().max() < 2e-2
-    assert main(["export", str(run), "-o", str(half), "--half"]) == 2  # never overwrites without --force
-    assert "already exists; choose another name or pass --force" in capsys.readouterr().err
+    assert main(["export", str(run), "-o", str(half), "--half"]) == 2  # never overwrites without --overwrite
+    assert f"{half}: already exists and was kept; pass --overwrite or choose another -o" in capsys.readouterr().err
+    half.with_suffix(".json").write_text("someone else's notes")
+    half.unlink()
+    assert main(["export", str(run), "-o", str(half)]) == 2  # nor the .json beside it
+    assert f"{half.with_suffix('.json')}: already exists and was kept" in capsys.readouterr().err
+    for flag in ("--overwrite", "--force"):  # --force: the old name
+        assert main(["export", str(run), "-o", str(half), flag]) == 0
+        assert load_model(half).provenance["dtype"] == "float32"
+
+
+def test_export_refuses_an_unwritable_output_before_reading_the_source(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert main(["export", str(tmp_path / "missing.safetensors"), "-o", str(a_file / "m.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"poseface: error: {a_file / 'm.safetensors'}: cannot be created, {a_file} is a file; choose another -o")
+    assert err.count("\n") == 1
 
 
 def test_bundled_weights_are_verified(tmp_path):
