@@ -30,9 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: no detection, no paste-back")
     sub.add_argument("--only-center-face", action="store_true", help="restore only the face nearest the image centre")
     sub.add_argument("--detector", default="auto", choices=DETECTORS, help="hog, cnn (MMOD), or auto: HOG, then MMOD if HOG finds nothing")
-    sub.add_argument("--min-score", type=float, default=0.0, help="drop detections whose HOG score / MMOD confidence is below this (default 0)")
-    sub.add_argument("--min-face-size", type=int, default=20, help="ignore faces smaller than this many pixels (default 20)")
-    sub.add_argument("--detect-size", type=int, default=1280, help="detect on a copy at most this many pixels long (0 = full size; default 1280)")
+    sub.add_argument("--min-score", type=float, default=DetectorOptions.min_score,
+                     help=f"drop detections whose HOG score is below this (MMOD keeps its own 0 unless this is higher; default {DetectorOptions.min_score:g})")
+    sub.add_argument("--min-face-size", type=int, default=DetectorOptions.min_face_size,
+                     help=f"smallest face looked for, in pixels: sets how far the photo is up-sampled for detection (default {DetectorOptions.min_face_size})")
+    sub.add_argument("--detect-size", type=int, default=DetectorOptions.max_side,
+                     help=f"longest side of the largest (up-sampled) detection copy; bounds detection time and memory (0 = no bound; default {DetectorOptions.max_side})")
+    sub.add_argument("--draw-boxes", action="store_true", help="also write the output with numbered face boxes and detection scores to OUT/boxes/")
     sub.add_argument("--antialias", action="store_true", help="blur restored faces that are shrunk into the output (no jaggies in fine hair; slightly softer)")
     sub.add_argument("--save-faces", action="store_true", help="also write aligned crops and their restorations to OUT/faces/")
     sub.add_argument("--compare", action="store_true", help="also write input | output side by side to OUT/compare/")
@@ -54,7 +58,7 @@ def run_restore(args: argparse.Namespace) -> int:
         antialias=args.antialias,
     )
     options = RunOptions(
-        output=Path(args.output), ext=args.ext, suffix=args.suffix, save_faces=args.save_faces, compare=args.compare,
+        output=Path(args.output), ext=args.ext, suffix=args.suffix, save_faces=args.save_faces, compare=args.compare, draw_boxes=args.draw_boxes,
         recursive=args.recursive, max_pixels=args.max_pixels, overwrite=args.overwrite,
     )
     summary = restore_files(restorer, args.inputs, options)

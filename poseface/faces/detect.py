@@ -9,9 +9,8 @@ finds faces from 80 px up to the whole image. The policy (measured in docs/faces
    long): faces down to `min_face_size` (JPEG'd small faces score best on the smaller copy). Strong
    boxes of pass 1 are kept as dlib gives them; all other boxes are merged by score (non-maximum
    suppression), and a box lying mostly inside another (an eye or mouth taken for a small face) is dropped.
-3. Weak boxes (score below `verify_below`) that are large enough for MMOD to judge, or that run off
-   the image, are kept only if dlib's MMOD CNN confirms them on a small crop (~0.15 s each): the
-   up-sampled suit of `skimage.data.astronaut()` scores 0.05.
+3. Weak boxes (score below `verify_below`) are kept only if dlib's MMOD CNN confirms them on a small
+   crop around them (about 0.05 s each): the up-sampled suit of `skimage.data.astronaut()` scores 0.05.
 4. `auto`: when HOG finds nothing, the MMOD CNN on the photo (about 2 s at 512 px on 2 CPU cores), which
    finds rotated and heavily degraded faces HOG misses.
 
@@ -39,21 +38,22 @@ Box = tuple[float, float, float, float]
 @dataclass
 class DetectorOptions:
     method: str = "auto"  # "hog", "cnn", or "auto" (HOG, then the MMOD CNN if HOG finds nothing)
-    # HOG score (MMOD confidence) below which a detection is dropped. -0.5: on the composite group
-    # photos, -0.4 loses 1.7% of the faces and -0.6 adds false positives (docs/faces.md).
-    min_score: float = -0.5
+    # HOG score below which a detection is dropped (MMOD keeps its own 0 unless this is higher). With
+    # every weak box confirmed by MMOD, the composite group photos lose 5.7% of their faces at -0.5,
+    # 2.9% at -0.7 and 2.3% at -0.8 and below (docs/faces.md, benchmarks/detect.py).
+    min_score: float = -0.8
     min_face_size: int = 16  # pixels (box side at full resolution): the smallest face looked for (boxes >= 0.8x it kept)
     max_side: int = 4096  # longest side of the largest detection copy (bounds time and memory); 0 = no bound
-    # HOG detections scoring below this are kept only if MMOD confirms them on a crop around them when
-    # they are at least `verify_min_size` px or run off the image; 0 = trust every HOG detection.
+    # HOG detections scoring below this are kept only if MMOD confirms them on a crop around them in
+    # which the box is 80 px (~0.05 s each); 0 = trust every HOG detection. Unconfirmed weak boxes
+    # on the astronaut photo, rotated or mirrored: her suit, the flag, a glove.
     verify_below: float = 0.5
-    verify_min_size: int = 48  # MMOD's own smallest face is about 40 px
 
     def __post_init__(self) -> None:
         if self.method not in DETECTORS:
             raise PoseFaceError(f"--detector {self.method}: unknown detector; use one of {', '.join(DETECTORS)}")
-        if self.min_face_size < 1 or self.max_side < 0 or self.verify_min_size < 0:
-            raise PoseFaceError("detector options: min_face_size must be >= 1, max_side and verify_min_size >= 0")
+        if self.min_face_size < 1 or self.max_side < 0:
+            raise PoseFaceError(f"detector options: --min-face-size must be >= 1 and --detect-size >= 0 (got {self.min_face_size}, {self.max_side})")
 
     def upsampling(self, height: int, width: int) -> float:
         """Scale of the detection copy that finds faces of `min_face_size` px, bounded by `max_side`."""
@@ -151,11 +151,6 @@ def merge_detections(preferred: list[Detection], others: list[Detection], max_io
     return kept
 
 
-def _runs_off(box: Box, height: int, width: int, tolerance: float = 0.1) -> bool:
-    side = max(box[2] - box[0], box[3] - box[1])
-    return min(box[0], box[1], width - box[2], height - box[3]) < -tolerance * side
-
-
 def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     height, width = image.shape[:2]
     native = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
@@ -167,15 +162,8 @@ def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     for scale in (top, top / np.sqrt(2)):  # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
         if scale > 1.25 * native:
             others += _run_hog(image, scale, options.min_score)
-    kept = []
-    for detection in merge_detections(strong, others):
-        weak = detection.score < options.verify_below
-        side = min(detection.box[2] - detection.box[0], detection.box[3] - detection.box[1])
-        checkable = side >= options.verify_min_size or _runs_off(detection.box, height, width)
-        if weak and checkable and not _confirmed_by_cnn(image, detection.box, max(options.min_score, 0.0)):
-            continue
-        kept.append(detection)
-    return kept
+    return [d for d in merge_detections(strong, others)
+            if d.score >= options.verify_below or _confirmed_by_cnn(image, d.box, max(options.min_score, 0.0))]
 
 
 def _mmod_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:

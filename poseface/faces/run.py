@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from poseface.errors import PoseFaceError
 from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
+from poseface.faces.visualize import draw_boxes
 from poseface.imageio import (
     DEFAULT_MAX_PIXELS,
     OUTPUT_SUFFIXES,
@@ -54,6 +55,7 @@ class RunOptions:
     suffix: str = ""
     save_faces: bool = False
     compare: bool = False
+    draw_boxes: bool = False  # also write the output with numbered boxes and scores to OUT/boxes/
     recursive: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS  # inputs and outputs (with --upscale) above this are skipped
     overwrite: bool = False  # replace files already in the output folder (else that input is skipped)
@@ -188,12 +190,18 @@ def _compare_path(options: RunOptions, side: Path) -> Path:
     return options.output / "compare" / (str(side) + ".png")
 
 
+def _boxes_path(options: RunOptions, side: Path) -> Path:
+    return options.output / "boxes" / (str(side) + ".png")
+
+
 def existing_outputs(target: Path, side: Path, options: RunOptions) -> list[Path]:
     """Files already there that restoring this input would write: the image, and with
     --compare / --save-faces its comparison and face crops (`<name>_<k>_crop.png`, `_restored.png`)."""
     found = [target] if target.exists() else []
     if options.compare and _compare_path(options, side).exists():
         found.append(_compare_path(options, side))
+    if options.draw_boxes and _boxes_path(options, side).exists():
+        found.append(_boxes_path(options, side))
     folder = _faces_folder(options, side)
     if options.save_faces and folder.is_dir():
         pattern = re.compile(re.escape(side.name) + r"_\d+_(crop|restored)\.png")
@@ -232,7 +240,7 @@ def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 def _output_folders(targets: dict[Path, tuple[Path, Path]], options: RunOptions) -> set[Path]:
     """Every folder this run writes files into."""
     folders = {target.parent for target, _ in targets.values()}
-    for side_folder, wanted in (("faces", options.save_faces), ("compare", options.compare)):
+    for side_folder, wanted in (("faces", options.save_faces), ("compare", options.compare), ("boxes", options.draw_boxes)):
         if wanted:
             folders |= {options.output / side_folder / side.parent for _, side in targets.values()}
     return folders
@@ -299,7 +307,7 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 
     def remember(stream):
         for path, image in stream:
-            if options.compare:
+            if options.compare or options.draw_boxes:
                 originals[path] = image
             yield path, image
 
@@ -324,6 +332,8 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
                       "left as they were (check the weights, or try --precision fp32)", file=sys.stderr)
         summary.faces_restored += sum(face.restored is not None and not face.non_finite for face in result.faces)
         summary.without_face += not result.faces
+        if not result.faces and not restorer.aligned:
+            bar.write(f"poseface: {path}: {no_face_hint(restorer)}", file=sys.stderr)
         for key, value in result.timings.items():
             summary.seconds[key] = summary.seconds.get(key, 0.0) + value
         bar.update(1)
@@ -331,6 +341,13 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
     bar.close()
     summary.total_seconds = time.perf_counter() - start_all
     return summary
+
+
+def no_face_hint(restorer: Restorer) -> str:
+    """The line for a photo without a face: what was looked for and the knob to try."""
+    options = restorer.detector
+    return (f"no face found, written unchanged (looked for faces from {options.min_face_size} px with score >= {options.min_score:g}; "
+            f"try --min-face-size {max(8, options.min_face_size // 2)}, --min-score {options.min_score - 0.3:g} or --detector cnn)")
 
 
 def _write_outputs(
@@ -352,6 +369,10 @@ def _write_outputs(
                 write_image_full(folder / f"{side.name}_{k}_restored.png", face.restored, replace=replace)
     if options.compare and original is not None:
         write_image_full(_compare_path(options, side), compare_image(original, result.image), replace=replace)
+    if options.draw_boxes:
+        color, _, _, _, max_value = split_layout(result.image)
+        scale = result.image.shape[1] / original.shape[1] if original is not None else restorer.upscale
+        write_image_full(_boxes_path(options, side), draw_boxes(to_uint8(color, max_value), result.faces, scale), replace=replace)
 
 
 __all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]

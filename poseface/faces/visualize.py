@@ -39,6 +39,29 @@ def _dot(image: np.ndarray, point, color, radius: int = 3) -> None:
     cv2.circle(image, (int(round(point[0] * 16)), int(round(point[1] * 16))), radius * 16, color, -1, cv2.LINE_AA, shift=4)
 
 
+def draw_boxes(image: np.ndarray, faces: list, scale: float = 1.0) -> np.ndarray:
+    """`image` (RGB uint8) with each face's box, number and detection score (`--draw-boxes`).
+
+    `faces` are FaceResults (or anything with .box and .score) in input pixels; `scale` maps them
+    to `image` (the output of --upscale). Numbers follow the order of the faces (left to right).
+    """
+    out = np.ascontiguousarray(image.copy())
+    thickness = max(1, round(max(image.shape[:2]) / 800))
+    font = max(0.35, max(image.shape[:2]) / 2000)
+    for k, face in enumerate(faces):
+        if face.box is None:
+            continue
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in face.box)
+        color = GREEN if face.score >= 0.5 or face.detector == "cnn" else YELLOW
+        cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
+        text = f"{k} {face.score:.2f}"
+        (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        top = y0 - height - 4 if y0 - height - 4 >= 0 else y1 + 2
+        cv2.rectangle(out, (x0, top), (x0 + width + 4, top + height + 4), color, -1)
+        cv2.putText(out, text, (x0 + 2, top + height + 1), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
 def pipeline_figure(image: np.ndarray, result: Result, template: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Four labelled panels (RGB uint8) for the first face of `result` (from Restorer.restore_image)."""
     face = result.faces[0]

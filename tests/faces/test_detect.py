@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -80,7 +81,7 @@ def test_large_images_are_detected_on_a_shrunk_copy_with_boxes_in_full_resolutio
 
 def test_blank_image_min_face_size_and_min_score(astronaut):
     assert detect_faces(np.full((200, 300, 3), 128, np.uint8)) == []
-    assert detect_faces(astronaut, DetectorOptions(method="hog", min_face_size=100)) == []
+    assert detect_faces(astronaut, DetectorOptions(method="hog", min_face_size=120)) == []  # boxes down to 0.8x are kept: 87 px
     assert detect_faces(astronaut, DetectorOptions(method="hog", min_score=2.0)) == []
     with pytest.raises(PoseFaceError, match="unknown detector"):
         DetectorOptions(method="retinaface")
@@ -97,3 +98,73 @@ def test_center_face_picks_the_face_nearest_the_centre(astronaut):
     assert len(two) == 2
     chosen = center_face(two, 512, 1024)[0]
     assert chosen.box[0] > 512  # the mirrored face (x ~ 800) is nearer the centre (512) than the original (x ~ 222)
+
+
+def astronaut_face_crop(astronaut: np.ndarray) -> np.ndarray:
+    """A square crop around the astronaut's face in which the face box is 90% of the side (as UTKFace's)."""
+    from poseface.faces.composite import FACE_FRACTION
+
+    x0, y0, x1, y1 = ASTRONAUT_BOX
+    side = round((x1 - x0) / FACE_FRACTION)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    return astronaut[cy - side // 2 : cy - side // 2 + side, cx - side // 2 : cx - side // 2 + side]
+
+
+@pytest.mark.parametrize("tone,quality", [("color", 0), ("grey", 60)])
+def test_every_small_face_of_a_group_photo_is_found_without_false_positives(astronaut, tone, quality):
+    from poseface.faces.composite import GroupPhotoConfig, group_photo, score_detections
+
+    face = astronaut_face_crop(astronaut)
+    crops = [face if k % 2 == 0 else np.ascontiguousarray(face[:, ::-1]) for k in range(12)]
+    photo = group_photo(crops, GroupPhotoConfig(faces=12, per_row=6, min_face=18, max_face=45, tone=tone, jpeg_quality=quality), seed=3)
+    found = detect_faces(photo.image)
+    assert score_detections(photo.boxes, [f.box for f in found]) == (12, 0)
+    # dlib's own default (HOG at the photo's scale, score >= 0) finds none of these 18-45 px faces
+    assert detect_faces(photo.image, DetectorOptions(method="hog", min_score=0.0, min_face_size=80)) == []
+
+
+def test_a_box_inside_another_is_dropped_and_native_strong_boxes_win():
+    from poseface.faces.detect import Detection, merge_detections
+
+    face = Detection((0, 0, 100, 100), 1.2, "hog")
+    eye = Detection((10, 10, 30, 30), 0.9, "hog")  # an eye taken for a small face
+    shifted = Detection((5, 5, 105, 105), 1.5, "hog")  # the same face from an up-sampled pass
+    neighbour = Detection((120, 0, 220, 100), -0.2, "hog")
+    assert merge_detections([face], [eye, shifted, neighbour]) == [face, neighbour]
+    assert merge_detections([], [face, shifted]) == [shifted]
+
+
+@pytest.mark.parametrize("angle,mirror", [(30, False), (-30, False), (0, True), (20, True)])
+def test_rotated_and_mirrored_faces_align_onto_the_template(astronaut, angle, mirror):
+    image = np.ascontiguousarray(astronaut[:, ::-1]) if mirror else astronaut
+    reference = detect_faces(image)[0].points5  # the 5 points before rotation
+    rotation = cv2.getRotationMatrix2D((256, 256), angle, 1.0)
+    turned = cv2.warpAffine(image, rotation, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    faces = detect_faces(turned)
+    assert len(faces) == 1
+    template = np.asarray(ModelConfig(size=128).template())
+    matrix = align_face(turned, faces[0].points5, template, 128).matrix
+    crop_points = transform_points(matrix, transform_points(rotation, reference))  # where the true points land
+    # eyes within 3 px and mouth corners within 5 px of the 128-px template (the smile is off the template by ~3 px)
+    assert np.abs(crop_points[:2] - template[:2]).max() < 3.0
+    assert np.abs(crop_points[3:] - template[3:]).max() < 5.0
+
+
+UTKFACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "utkface-faces.tar"
+
+
+@pytest.mark.skipif(not UTKFACE.is_file(), reason="needs ../shared/data/utkface-faces.tar")
+def test_composite_group_photos_of_utkface_faces_recall_and_false_positives():
+    from poseface.data.sources import open_source
+    from poseface.faces.composite import GROUP_TONES, GroupPhotoConfig, group_photo, score_detections
+
+    source = open_source(UTKFACE)
+    order = np.random.default_rng(11).choice(len(source), 29 * len(GROUP_TONES), replace=False)
+    found = false_positives = 0
+    for k, (tone, quality) in enumerate(GROUP_TONES):
+        crops = [source.read(int(i)) for i in order[k * 29 : (k + 1) * 29]]
+        photo = group_photo(crops, GroupPhotoConfig(tone=tone, jpeg_quality=quality), seed=40 + k)
+        matched, wrong = score_detections(photo.boxes, [f.box for f in detect_faces(photo.image)])
+        found, false_positives = found + matched, false_positives + wrong
+    total = 29 * len(GROUP_TONES)
+    assert found >= 0.97 * total and false_positives <= 0.02 * total, (found, false_positives)
