@@ -103,12 +103,49 @@ def warp_affine(
     return out[0].permute(1, 2, 0).numpy()
 
 
+TURNED_RATIO = 0.8  # eye distance / eye-to-mouth distance below 0.8x the template's: a turned face (frontal faces measure 0.9-1.2x)
+ALIGNMENT_RULES = ("5-point", "eye-mouth axis")
+
+
+def _eye_mouth_axis(points5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    points5 = np.asarray(points5, dtype=np.float64)
+    return points5[:2].mean(axis=0), points5[3:].mean(axis=0)
+
+
+def eye_mouth_ratio(points5: np.ndarray) -> float:
+    """Eye distance over eye-midpoint-to-mouth-midpoint distance: shrinks as cos(yaw) when the head turns."""
+    eyes, mouth = _eye_mouth_axis(points5)
+    return float(np.linalg.norm(points5[1] - points5[0]) / max(np.linalg.norm(mouth - eyes), 1e-6))
+
+
+def axis_similarity(points5: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The similarity that maps the eye midpoint and the mouth midpoint exactly onto the template's.
+
+    Both lie on the face's midline, and their distance barely changes when the head turns left or
+    right, so a turned face keeps its size and uprightness, where the least-squares fit over 5 points
+    shrinks and tilts it (the eyes move together as the head turns; the mouth corners do too).
+    """
+    (s1, s2), (d1, d2) = (complex(*p) for p in _eye_mouth_axis(points5)), (complex(*p) for p in _eye_mouth_axis(template))
+    a = (d2 - d1) / (s2 - s1)  # z -> a z + b: rotation and scale in a, translation in b
+    b = d1 - a * s1
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
+def alignment_matrix(points5: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, str]:
+    """(image -> crop matrix, rule): the 5-point fit for faces seen from the front, the eye-mouth axis
+    for turned faces (3/4 and profile views, where the eye distance no longer gives the face's size)."""
+    if eye_mouth_ratio(points5) < TURNED_RATIO * eye_mouth_ratio(template):
+        return axis_similarity(points5, template), ALIGNMENT_RULES[1]
+    return umeyama(points5, template), ALIGNMENT_RULES[0]
+
+
 @dataclass
 class AlignedCrop:
     """One face warped to the model's template."""
 
     crop: np.ndarray  # (S, S, 3) float32 in the source image's value range (0..255 or 0..65535)
     matrix: np.ndarray  # 2x3, image -> crop
+    rule: str = ALIGNMENT_RULES[0]  # how the matrix was found (alignment_matrix)
 
 
 def align_face(image: np.ndarray, points5: np.ndarray, template: np.ndarray, size: int) -> AlignedCrop:
@@ -116,8 +153,9 @@ def align_face(image: np.ndarray, points5: np.ndarray, template: np.ndarray, siz
 
     Faces larger than the crop are first shrunk with area averaging (no aliasing); borders are
     reflected (as in FFHQ's alignment) so that faces cut by the image edge still look like faces.
+    Turned faces are aligned on their eye-mouth axis (`alignment_matrix`).
     """
-    matrix = umeyama(points5, template)
+    matrix, rule = alignment_matrix(points5, template)
     scale = similarity_scale(matrix)
     # Work on the part of the image the crop covers (+3 px for the bicubic taps, more if shrunk
     # first), not on the whole photo.
@@ -140,4 +178,4 @@ def align_face(image: np.ndarray, points5: np.ndarray, template: np.ndarray, siz
     crop = warp_affine(source, source_matrix, size, size, border="reflection")
     if crop.shape[2] == 1:
         crop = np.repeat(crop, 3, axis=2)
-    return AlignedCrop(crop=crop, matrix=matrix)
+    return AlignedCrop(crop=crop, matrix=matrix, rule=rule)

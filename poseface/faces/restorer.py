@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from poseface.errors import PoseFaceError
-from poseface.faces.align import align_face
+from poseface.faces.align import align_face, similarity_scale
 from poseface.faces.detail import detail_share, keep_input_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
@@ -35,6 +35,7 @@ log = logging.getLogger("poseface.faces")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MIN_ALIGNED_SIZE = 16  # pixels on the shorter side: an aligned "face" smaller than this holds no face
+OFF_TEMPLATE = 0.03  # eyes further than 3% of an aligned crop from the model's template: the crop is re-aligned
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -78,6 +79,12 @@ class FaceResult:
     crop: np.ndarray = field(repr=False)  # (S, S, 3) uint8 RGB, what the network saw
     restored: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB network output
     non_finite: bool = False  # the network gave NaN/inf for this face: it was left as it was
+    alignment: str = "5-point"  # "5-point" or "eye-mouth axis" (turned face), "as given" (aligned input at the model's template)
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per input pixel: below 0.5 the face is more than twice the model's size."""
+        return similarity_scale(self.matrix)
 
 
 @dataclass
@@ -281,6 +288,7 @@ class Restorer:
         timings = {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
         faces: list[FaceResult] = []
         crops_full: list[np.ndarray] = []
+        detected: list[DetectedFace] = []
         start = time.perf_counter()
         if aligned:
             height, width = color.shape[:2]
@@ -289,26 +297,45 @@ class Restorer:
                     f"aligned input of {width}x{height} pixels is smaller than the minimum of {MIN_ALIGNED_SIZE} px on the shorter side; "
                     "pass a larger face crop, or drop --aligned for a whole photo"
                 )
-            crop = _resize(color.astype(np.float32), self.size, self.size)
-            matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
-                               [0, self.size / height, 0.5 * self.size / height - 0.5]])
-            crops_full.append(crop)
-            faces.append(FaceResult(None, 1.0, "aligned", None, matrix, to_uint8(np.clip(crop, 0, max_value), max_value)))
+            found = self._off_template_face(to_uint8(color, max_value))
+            if found is None:
+                crop = _resize(color.astype(np.float32), self.size, self.size)
+                matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
+                                   [0, self.size / height, 0.5 * self.size / height - 0.5]])
+                crops_full.append(crop)
+                faces.append(FaceResult(None, 1.0, "aligned", None, matrix, to_uint8(np.clip(crop, 0, max_value), max_value),
+                                        alignment="as given"))
+            else:  # cut with another template: warped to the model's and pasted back like a photo's face
+                aligned = False
+                detected = [found]
             timings["alignment"] = time.perf_counter() - start
-        else:
-            rgb8 = to_uint8(color, max_value)
-            detected: list[DetectedFace] = detect_faces(rgb8, self.detector)
-            if self.only_center_face:
-                detected = center_face(detected, *rgb8.shape[:2])
-            timings["detection"] = time.perf_counter() - start
+        if not aligned and not faces:
+            if not detected:
+                rgb8 = to_uint8(color, max_value)
+                detected = detect_faces(rgb8, self.detector)
+                if self.only_center_face:
+                    detected = center_face(detected, *rgb8.shape[:2])
+                timings["detection"] = time.perf_counter() - start
             start = time.perf_counter()
             for face in detected:
                 aligned_crop = align_face(color, face.points5, self.template, self.size)
                 crops_full.append(aligned_crop.crop)
                 crop8 = to_uint8(np.clip(aligned_crop.crop, 0, max_value), max_value)
-                faces.append(FaceResult(face.box, face.score, face.detector, face.points5, aligned_crop.matrix, crop8))
+                faces.append(FaceResult(face.box, face.score, face.detector, face.points5, aligned_crop.matrix, crop8,
+                                        alignment=aligned_crop.rule))
             timings["alignment"] = time.perf_counter() - start
         return _Prepared(color, alpha, grey, squeeze, max_value, faces, crops_full, aligned, timings)
+
+    def _off_template_face(self, crop8: np.ndarray) -> DetectedFace | None:
+        """The face of an aligned crop if its eyes are more than `OFF_TEMPLATE` of the crop away from
+        the model's template (e.g. an FFHQ-style crop for a UTKFace-template model), else None."""
+        height, width = crop8.shape[:2]
+        found = center_face(detect_faces(crop8, DetectorOptions(method="hog", min_face_size=max(16, min(height, width) // 5))), height, width)
+        if not found:
+            return None
+        expected = np.asarray(self.template)[:2] * [width / self.size, height / self.size]
+        offset = np.abs(found[0].points5[:2] - expected).max() / max(height, width)
+        return found[0] if offset > OFF_TEMPLATE else None
 
     def _finish(self, pending: list[tuple[Any, _Prepared]]) -> Iterator[tuple[Any, Result]]:
         all_faces = [face for _, prepared in pending for face in prepared.faces]

@@ -69,6 +69,9 @@ class Summary:
     faces_restored: int = 0
     without_face: int = 0
     non_finite_faces: int = 0  # faces the network gave NaN/inf for, left as they were
+    alignments: dict[str, int] = field(default_factory=dict)  # alignment rule -> faces (FaceResult.alignment)
+    large_faces: int = 0  # faces more than twice the model's size
+    model_size: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: dict[str, float] = field(default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0})
     total_seconds: float = 0.0
@@ -81,6 +84,11 @@ class Summary:
             + (f", {self.non_finite_faces} face(s) left as they were (the network gave NaN/inf)" if self.non_finite_faces else "")
         ]
         out += [f"  skipped {reason}" for _, reason in self.skipped]
+        if len(self.alignments) > 1 or set(self.alignments) - {"5-point"}:
+            out.append("  aligned: " + ", ".join(f"{n} by {rule}" for rule, n in sorted(self.alignments.items())))
+        if self.large_faces:
+            out.append(f"  {self.large_faces} face(s) more than twice the model's {self.model_size} px: the network restores them at "
+                       f"{self.model_size} px, their fine detail is the photo's own (docs/faces.md)")
         if self.faces_restored:
             per_face = {k: v / self.faces_restored for k, v in self.seconds.items()}
             out.append(
@@ -331,6 +339,10 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
             bar.write(f"poseface: {path}: the network gave NaN/inf for face(s) {', '.join(str(k) for k in broken)}; "
                       "left as they were (check the weights, or try --precision fp32)", file=sys.stderr)
         summary.faces_restored += sum(face.restored is not None and not face.non_finite for face in result.faces)
+        for face in result.faces:
+            summary.alignments[face.alignment] = summary.alignments.get(face.alignment, 0) + 1
+        summary.large_faces += sum(face.scale < 0.5 for face in result.faces)
+        summary.model_size = restorer.size
         summary.without_face += not result.faces
         if not result.faces and not restorer.aligned:
             bar.write(f"poseface: {path}: {no_face_hint(restorer)}", file=sys.stderr)

@@ -107,3 +107,26 @@ def test_inverse_warp_of_an_aligned_crop_gives_the_image_back(astronaut):
     region = np.abs(back - astronaut)[95:165, 190:260]  # the face, well inside the crop
     # bicubic both ways: mean 0.12, max 2.5 grey levels (bilinear both ways: mean 0.8, max 25)
     assert region.mean() < 0.25 and np.percentile(region, 99) < 1.0 and region.max() < 3.0
+
+
+def test_a_turned_face_is_aligned_on_its_eye_mouth_axis_and_keeps_its_size(astronaut):
+    """A head turned by ~55 deg, made by squeezing the astronaut's face to cos(55 deg) of its width."""
+    from poseface.faces.align import alignment_matrix, eye_mouth_ratio, umeyama
+    from poseface.faces.detect import detect_faces
+    from poseface.models.config import ModelConfig
+
+    points = detect_faces(astronaut)[0].points5
+    squeeze = np.array([[np.cos(np.radians(55)), 0, 0], [0, 1, 0]])
+    squeeze[0, 2] = points[:, 0].mean() * (1 - squeeze[0, 0])
+    turned = transform_points(squeeze, points)
+    template = np.asarray(ModelConfig(size=128).template())
+    assert eye_mouth_ratio(turned) < 0.7 * eye_mouth_ratio(points)
+    matrix, rule = alignment_matrix(turned, template)
+    assert rule == "eye-mouth axis"
+    assert alignment_matrix(points, template)[1] == "5-point"
+
+    def axis_error(m: np.ndarray) -> float:  # eye midpoint and mouth midpoint against the template's, pixels
+        crop = transform_points(m, turned)
+        return float(max(np.abs(crop[:2].mean(0) - template[:2].mean(0)).max(), np.abs(crop[3:].mean(0) - template[3:].mean(0)).max()))
+
+    assert axis_error(matrix) < 1e-6 and axis_error(umeyama(turned, template)) > 1.5  # the 5-point fit shrinks the face

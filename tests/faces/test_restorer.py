@@ -252,3 +252,27 @@ def test_aligned_inputs_smaller_than_the_minimum_are_refused():
     with pytest.raises(PoseFaceError, match=r"aligned input of 40x15 pixels is smaller than the minimum of 16 px"):
         restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE - 1, 40, 3), np.uint8))
     assert restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE, MIN_ALIGNED_SIZE, 3), np.uint8)).image.shape == (16, 16, 3)
+
+
+def test_an_aligned_crop_cut_with_another_template_is_mapped_to_the_models_and_back(astronaut):
+    """An FFHQ-template crop fed to a model with a tighter (UTKFace-like) template is re-aligned, not squashed."""
+    from poseface.faces.align import align_face, transform_points
+    from poseface.faces.detect import detect_faces
+    from poseface.models.config import ModelConfig
+
+    points = detect_faces(astronaut)[0].points5
+    ffhq = np.asarray(ModelConfig(size=256).template())
+    ffhq_crop = np.clip(np.rint(align_face(astronaut, points, ffhq, 256).crop), 0, 255).astype(np.uint8)
+    tight = ModelConfig(size=128, face_template=tuple(map(tuple, (ffhq / 2 - 64) * 1.4 + 64)))  # the face 1.4x larger
+    model = IdentityModel(128)
+    model.config = tight
+    restorer = Restorer(model=model, device="cpu", aligned=True, keep_detail=False)
+    result = restorer.restore_image(ffhq_crop)
+    face = result.faces[0]
+    assert face.alignment == "5-point" and face.detector != "aligned"
+    seen = detect_faces(face.crop)[0].points5  # what the network saw has its eyes on the model's template
+    assert np.abs(seen[:2] - np.asarray(tight.template())[:2]).max() < 3
+    assert result.image.shape == ffhq_crop.shape and np.abs(result.image.astype(int) - ffhq_crop).mean() < 2  # identity model: back as it was
+    # a crop already at the model's template is taken as it is
+    own = np.clip(np.rint(align_face(astronaut, points, np.asarray(tight.template()) * 2, 256).crop), 0, 255).astype(np.uint8)
+    assert restorer.restore_image(own).faces[0].alignment == "as given"
