@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--size", type=int, default=None, help="model mode: evaluation size (default: the first model's size, else the HQ size)")
     sub.add_argument("--limit", type=int, default=None, help="model mode: only the first N HQ faces")
     add_split_arguments(sub)
-    sub.add_argument("--baselines", default="input,bicubic,gt", help="model mode rows without a model: input,bicubic,gt (default all; '' for none)")
+    sub.add_argument("--baselines", default="input,bicubic,classical,gt", help="model mode rows without a model: input,bicubic,classical (non-local means + unsharp mask),gt (default all; '' for none)")
     sub.add_argument("--work-dir", help="model mode: folder for the test set and restored faces (default: REPORT_files beside the report)")
     sub.add_argument("--grid-rows", type=int, default=6, help="faces in the comparison grid PNG (default 6)")
     sub.add_argument("--batch-size", type=int, default=4, help="model mode: faces per forward pass (default 4)")

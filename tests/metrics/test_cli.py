@@ -158,11 +158,11 @@ def test_model_mode_compares_models_and_baselines(sr, tiny_weights, tmp_path, ca
     assert code == 0, err
     lines = report.read_text().splitlines()
     # bicubic up-sampling is a separate row only when the inputs are smaller than the ground truth
-    methods = ["input", "bicubic", "tiny-random", "gt"] if sr else ["input", "tiny-random", "gt"]
+    methods = ["input", "bicubic", "classical", "tiny-random", "gt"] if sr else ["input", "classical", "tiny-random", "gt"]
     assert [line.split("|")[1].strip() for line in lines[4:4 + len(methods)]] == methods
     assert "| gt | inf | 1.0000 | 3 |" in report.read_text()  # the reference row is never marked best
     grid = cv2.imread(str(tmp_path / "cmp" / "table_grid.png"))
-    assert grid is not None and grid.shape[1] > grid.shape[0]  # 4 columns, 2 rows
+    assert grid is not None and grid.shape[1] > grid.shape[0]  # 5-6 columns, 2 rows
     restored = sorted((tmp_path / "cmp" / "table_files" / "restored" / "tiny-random").glob("*.png"))
     assert len(restored) == 3 and cv2.imread(str(restored[0])).shape == (32, 32, 3)  # evaluated at the model size
     # the same seed makes the same test set: a second run reproduces the table exactly
@@ -251,3 +251,17 @@ def test_evaluate_keeps_existing_reports_and_checks_the_output_before_any_metric
     code, _, err = run(capsys, *argv, "-o", str(a_file / "r.md"))
     assert code == 2 and err.startswith(f"poseface: error: {a_file / 'r.md'}: cannot be created, {a_file} is a file; choose another -o")
     assert err.count("\n") == 1
+
+
+def test_the_classical_baseline_denoises_at_the_measured_noise_level_and_sharpens():
+    from poseface.metrics.evaluate import classical_restoration
+
+    rng = np.random.default_rng(0)
+    clean = np.full((96, 96, 3), 90, np.uint8)
+    clean[:, 48:] = 170  # one vertical edge
+    noisy = np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+    out = classical_restoration(noisy).astype(np.float32)
+    assert out[:, 8:40].std() < 0.4 * noisy[:, 8:40].astype(np.float32).std()  # flat areas lose most of the noise
+    profile = out[:, 40:56, 0].mean(axis=0)
+    assert profile.min() < 85 and profile.max() > 175  # the unsharp mask overshoots on both sides of the edge
+    assert np.abs(classical_restoration(clean)[:, 8:40].astype(int) - 90).max() <= 1  # a clean flat area stays (NL-means works in Lab: +-1)
