@@ -148,6 +148,14 @@ class Trainer:
         self.d_locals.to(self.device)
         self.frozen_d = freeze_d(self.d_global, t.freeze_d_layers)
 
+        self.train_set = dataset if dataset is not None else self._dataset("train")
+        self.val_set = val_dataset if val_dataset is not None else self._dataset("val")
+        if len(self.val_set) == 0:
+            logger.warning("validation split is empty; validating on the first training images")
+            self.val_set = self.train_set
+        self._set_face_template()
+        self._set_dlib_eyes()
+
         networks = loss_networks or {}
         self.g_loss = GeneratorLoss(cfg.losses, vgg=networks.get("vgg"), identity=networks.get("identity")).to(self.device)
         self.d_loss = DiscriminatorLoss(cfg.losses)
@@ -174,12 +182,6 @@ class Trainer:
         self.step = 0
         self.bad_steps = 0
         self.skipped_steps = 0
-        self.train_set = dataset if dataset is not None else self._dataset("train")
-        self.val_set = val_dataset if val_dataset is not None else self._dataset("val")
-        if len(self.val_set) == 0:
-            logger.warning("validation split is empty; validating on the first training images")
-            self.val_set = self.train_set
-        self._set_face_template()
         if resume:
             self._resume()
         elif ckpt.latest_checkpoint(self.out_dir) is not None:
@@ -197,11 +199,18 @@ class Trainer:
             logger.info("no landmarks: saved models use the FFHQ face template scaled to %d px", self.cfg.model.size)
             return
         self.cfg.model = dataclasses.replace(self.cfg.model, face_template=tuple(template))
-        for model in (self.model, self.ema.model if self.ema is not None else None):
-            if model is not None:
-                model.config = dataclasses.replace(model.config, face_template=tuple(template))
+        self.model.config = dataclasses.replace(self.model.config, face_template=tuple(template))  # the EMA copies it later
         logger.info("face template of the training crops (%d px): %s", self.cfg.model.size,
                     ", ".join(f"({x:.1f}, {y:.1f})" for x, y in template))
+
+    def _set_dlib_eyes(self) -> None:
+        """dlib's face ResNet (identity / feature terms) sees chips cut at its own eye positions: give it
+        the eyes of the training crops' template unless the config names them (losses.dlib_eyes)."""
+        if self.cfg.losses.dlib_eyes is not None or self.cfg.model.face_template is None:
+            return
+        (xl, yl), (xr, yr) = self.cfg.model.face_template[:2]
+        size = float(self.cfg.model.size)
+        self.cfg.losses = dataclasses.replace(self.cfg.losses, dlib_eyes=(xl / size, yl / size, xr / size, yr / size))
 
     def _dataset(self, split: str) -> FaceDataset:
         d = self.cfg.data

@@ -260,6 +260,9 @@ def test_saved_model_carries_the_face_template_of_the_training_crops(tmp_path):
         trainer.fit(max_steps=1, progress=False)
         for path in (out / "model.safetensors", out / "checkpoints" / "step-00000001" / "model.safetensors"):
             assert np.allclose(load_model(path).config.template(), expected)
+        # dlib's face ResNet cuts its chips at the template's eyes (fractions of the 32-px crop)
+        eyes = trainer.cfg.losses.dlib_eyes
+        assert (eyes is None) if dataset.__class__ is TinyFaces else np.allclose(eyes, (10 / 32, 12 / 32, 21 / 32, 12 / 32))
 
 
 def test_step_batches_are_a_function_of_the_step():
