@@ -8,6 +8,8 @@ back to a default. `apply_overrides(cfg, ["train.lr_codec=1e-3"])` changes field
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import typing
 from pathlib import Path
@@ -18,6 +20,35 @@ import yaml
 from poseface.errors import PoseFaceError
 
 T = TypeVar("T")
+
+
+def _bounds(low: float | None, high: float | None, low_open: bool) -> str:
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"<= {high:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+
+
+def require_number(name: str, value: float, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+    """ValueError naming `name` unless `value` is a finite number with low <= value <= high (low < value
+    with `low_open`); for the `__post_init__` checks of the config dataclasses. Integers read
+    "must be >= 1", floats "must be a finite number >= 0"."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    is_integer = is_number and isinstance(value, numbers.Integral)
+    inside = is_number and math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+        and (high is None or value <= high)
+    if not inside:
+        kind = "" if is_integer else "a finite number "
+        raise ValueError(f"{name} must be {kind}{_bounds(low, high, low_open)}".rstrip() + f", got {value!r}")
+
+
+def require_numbers(name: str, values: Any, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+    """`require_number` for every item of a sequence, named `name[i]`."""
+    for index, value in enumerate(values):
+        require_number(f"{name}[{index}]", value, low, high, low_open)
 
 
 def _field_types(cls: type) -> dict[str, Any]:

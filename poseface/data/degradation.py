@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from poseface.config import from_dict, load_config, to_dict
+from poseface.config import from_dict, load_config, require_number, require_numbers, to_dict
 from poseface.errors import PoseFaceError
 
 KERNEL_TYPES = ("iso", "aniso", "motion")
@@ -78,15 +78,17 @@ class DegradationConfig:
 
     def __post_init__(self) -> None:
         def check_range(name: str, low_limit: float, high_limit: float | None = None) -> None:
-            low, high = getattr(self, name)
-            if not (low_limit <= low <= high and (high_limit is None or high <= high_limit)):
+            values = getattr(self, name)
+            inside = len(values) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            if not (inside and low_limit <= values[0] <= values[1] and (high_limit is None or values[1] <= high_limit)):
                 limit = f"[{low_limit}, {high_limit}]" if high_limit is not None else f">= {low_limit}"
-                raise ValueError(f"{name} must be [low, high] with low <= high within {limit}, got {list(getattr(self, name))}")
+                raise ValueError(f"degradation.{name} must be [low, high] with low <= high within {limit}, got {list(values)}")
 
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd number, got {self.kernel_size}")
-        if len(self.kernel_probs) != 3 or min(self.kernel_probs) < 0 or sum(self.kernel_probs) <= 0:
-            raise ValueError(f"kernel_probs must be three non-negative weights (iso, aniso, motion), got {list(self.kernel_probs)}")
+            raise ValueError(f"degradation.kernel_size must be a positive odd number, got {self.kernel_size}")
+        if len(self.kernel_probs) != 3 or sum(self.kernel_probs) <= 0:
+            raise ValueError(f"degradation.kernel_probs must be three weights (iso, aniso, motion), not all 0, got {list(self.kernel_probs)}")
+        require_numbers("degradation.kernel_probs", self.kernel_probs, 0)
         check_range("blur_sigma", 1e-3)
         check_range("motion_length", 0.0)
         check_range("downsample_range", 0.05, 64.0)
@@ -96,12 +98,12 @@ class DegradationConfig:
             values = getattr(self, name)
             unknown = [v for v in values if v not in INTERPOLATIONS]
             if not values or unknown:
-                raise ValueError(f"{name} must list some of {', '.join(INTERPOLATIONS)}, got {list(values)}")
+                raise ValueError(f"degradation.{name} must list some of {', '.join(INTERPOLATIONS)}, got {list(values)}")
         for name in ("gray_noise_prob", "color_jitter_prob", "gray_prob", "hflip_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+            require_number(f"degradation.{name} (a probability)", getattr(self, name), 0, 1)
+        require_number("degradation.color_jitter_shift", self.color_jitter_shift, 0, 255)
         if self.reference_size is not None and self.reference_size < 1:
-            raise ValueError(f"reference_size must be a positive number of pixels or null, got {self.reference_size}")
+            raise ValueError(f"degradation.reference_size must be a positive number of pixels or null, got {self.reference_size}")
 
 
 def preset(name: str) -> DegradationConfig:

@@ -153,6 +153,11 @@ def _resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
 
 
+def not_enough_memory(width: int, height: int) -> str:
+    """Why an image is skipped when its `width` x `height` output does not fit in memory."""
+    return f"not enough memory for the {width}x{height} output; lower --upscale"
+
+
 class Restorer:
     """Face restoration of whole photos (or aligned crops) with a PoseFace or GPEN model.
 
@@ -266,7 +271,8 @@ class Restorer:
 
         Yields (key, Result) in input order. Images are held until `batch_size` faces (or images)
         are waiting, so memory stays at about batch_size images. With `on_error`, an image whose
-        detection or alignment fails with a PoseFaceError is reported there and skipped.
+        detection or alignment fails with a PoseFaceError, or whose output does not fit in memory,
+        is reported there and skipped (without it, the latter is a PoseFaceError too).
         """
         aligned = self.aligned if aligned is None else aligned
         pending: list[tuple[Any, _Prepared]] = []
@@ -279,9 +285,9 @@ class Restorer:
                 on_error(key, exc)
                 continue
             if sum(len(p.faces) for _, p in pending) >= self.batch_size or len(pending) >= self.batch_size:
-                yield from self._finish(pending)
+                yield from self._finish(pending, on_error)
                 pending = []
-        yield from self._finish(pending)
+        yield from self._finish(pending, on_error)
 
     def _prepare(self, image: np.ndarray, aligned: bool) -> _Prepared:
         color, alpha, grey, squeeze, max_value = split_layout(image)
@@ -337,7 +343,8 @@ class Restorer:
         offset = np.abs(found[0].points5[:2] - expected).max() / max(height, width)
         return found[0] if offset > OFF_TEMPLATE else None
 
-    def _finish(self, pending: list[tuple[Any, _Prepared]]) -> Iterator[tuple[Any, Result]]:
+    def _finish(self, pending: list[tuple[Any, _Prepared]],
+                on_error: Callable[[Any, PoseFaceError], None] | None = None) -> Iterator[tuple[Any, Result]]:
         all_faces = [face for _, prepared in pending for face in prepared.faces]
         start = time.perf_counter()
         restored, bad = self.restore_faces_checked(np.stack([f.crop for f in all_faces])) if all_faces else ([], [])
@@ -349,7 +356,14 @@ class Restorer:
             if all_faces:
                 prepared.timings["network"] = network_seconds * len(prepared.faces) / len(all_faces)
             start = time.perf_counter()
-            image = self._paste(prepared)
+            try:
+                image = self._paste(prepared)
+            except MemoryError:  # a huge --upscale output: this image only, the others go on
+                error = PoseFaceError(not_enough_memory(*self.output_size(*prepared.color.shape[1::-1])))
+                if on_error is None:
+                    raise error from None
+                on_error(key, error)
+                continue
             prepared.timings["paste"] = time.perf_counter() - start
             yield key, Result(image=image, faces=prepared.faces, timings=prepared.timings)
 

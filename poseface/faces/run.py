@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from poseface.errors import PoseFaceError
-from poseface.faces.restorer import Restorer, Result, split_layout, to_uint8
+from poseface.faces.restorer import Restorer, Result, not_enough_memory, split_layout, to_uint8
 from poseface.faces.visualize import draw_boxes
 from poseface.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -330,6 +330,9 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
             _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None), metadata.pop(path, None))
         except (OSError, PoseFaceError) as exc:
             skip(path, f"{target}: could not be written ({exc})")
+            continue
+        except MemoryError:  # encoding a huge --upscale output: skip this image, go on with the others
+            skip(path, f"{path}: {not_enough_memory(result.image.shape[1], result.image.shape[0])}")
             continue
         summary.images += 1
         summary.faces_found += len(result.faces)

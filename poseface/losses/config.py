@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from poseface.config import require_number, require_numbers
 from poseface.losses.arcface import ARCFACE_KINDS
 from poseface.losses.dlib_resnet import FEATURE_LAYERS
 from poseface.losses.vgg import DEFAULT_LAYER_WEIGHTS, DEFAULT_LAYERS
@@ -16,6 +17,8 @@ FEATURE_NORMS = ("mse", "l1", "l2")
 IDENTITY_DISTANCES = ("l1", "cosine")
 IDENTITY_BACKBONES = ("auto", "dlib", "arcface")
 FEATURE_BACKBONES = ("auto", "vgg", "dlib")
+# the weights of the generator objective and of R1: finite and >= 0 (0 switches a term off)
+WEIGHTS = ("global_adv", "local_adv", "l1", "pyramid_l1", "feature_matching", "face_preserving", "r1_gamma", "local_r1_gamma")
 
 
 @dataclass
@@ -68,14 +71,12 @@ class LossConfig:
         return "vgg" if self.vgg_weights or (cache_dir() / VGG19_SPEC.name).is_file() else "dlib"
 
     def __post_init__(self) -> None:
-        for name in ("global_adv", "local_adv", "l1", "pyramid_l1", "feature_matching", "face_preserving",
-                     "r1_gamma", "local_r1_gamma"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.r1_every < 1:
-            raise ValueError(f"r1_every must be >= 1, got {self.r1_every}")
-        if self.eye_crop < 1 or self.mouth_crop < 1 or self.crop_reference_size < 1 or self.crop_sampling_ratio < 1:
-            raise ValueError("crop sizes and crop_sampling_ratio must be >= 1")
+        for name in WEIGHTS:
+            require_number(f"losses.{name}", getattr(self, name), 0)
+        for name in ("r1_every", "eye_crop", "mouth_crop", "crop_reference_size", "crop_sampling_ratio"):
+            require_number(f"losses.{name}", getattr(self, name), 1)
+        require_numbers("losses.vgg_layer_weights", self.vgg_layer_weights, 0)
+        require_numbers("losses.dlib_feature_layer_weights", self.dlib_feature_layer_weights, 0)
         if self.arcface not in ARCFACE_KINDS:
             raise ValueError(f"arcface must be one of {', '.join(ARCFACE_KINDS)}, got {self.arcface!r}")
         if self.feature_norm not in FEATURE_NORMS:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from poseface.config import require_number, require_numbers
+
+SIZES = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)  # the face sizes `channels()` has a table for
 
 # Five-point face template (eye centres, nose tip, mouth corners; image-left first) of FFHQ-aligned
 # 512 px faces, as used by the GFPGAN/CodeFormer family; scaled to the model size when used.
@@ -37,11 +41,35 @@ class ModelConfig:
     stddev_group: int = 4  # minibatch-stddev group of the global discriminator: min(batch, group)
 
     def __post_init__(self) -> None:
-        log_size = math.log2(self.size) if self.size > 0 else 0.5
-        if self.size < 8 or log_size != int(log_size):
-            raise ValueError(f"size must be a power of two >= 8, got {self.size}")
-        if self.face_template is not None and len(self.face_template) != 5:
-            raise ValueError("face_template needs exactly 5 (x, y) points")
+        if self.size not in SIZES:
+            raise ValueError(f"model.size must be a power of two from {SIZES[0]} to {SIZES[-1]} (the channel table's), got {self.size}")
+        require_number("model.style_dim", self.style_dim, 1)
+        require_number("model.n_mlp", self.n_mlp, 0)  # 0: W = the normalised Z
+        require_number("model.mmrb_expansion", self.mmrb_expansion, 1)
+        require_number("model.stddev_group", self.stddev_group, 1)
+        for name in ("channel_multiplier", "narrow", "lr_mlp", "decoder_width", "discriminator_channel_multiplier",
+                     "discriminator_narrow"):
+            if getattr(self, name) is not None:
+                require_number(f"model.{name}", getattr(self, name), 0, low_open=True)
+        if not self.blur_kernel or sum(self.blur_kernel) <= 0:
+            raise ValueError(f"model.blur_kernel must be FIR taps with a positive sum, e.g. [1, 3, 3, 1], got {list(self.blur_kernel)}")
+        require_numbers("model.blur_kernel", self.blur_kernel)
+        self._check_channel_table("model.channel_multiplier and model.narrow", self.channels())
+        self._check_channel_table("model.discriminator_channel_multiplier and model.discriminator_narrow", self.discriminator_channels())
+        if self.face_template is not None:
+            if len(self.face_template) != 5 or any(len(point) != 2 for point in self.face_template):
+                raise ValueError("model.face_template needs exactly 5 (x, y) points")
+            require_numbers("model.face_template", [v for point in self.face_template for v in point], 0, self.size)
+
+    def _check_channel_table(self, names: str, channels: dict[int, int]) -> None:
+        """Every resolution the network has needs a channel; the MMRBs (encoder scales between the
+        first and the last) split theirs into two halves."""
+        used = {res: ch for res, ch in channels.items() if res <= self.size}
+        if min(used.values()) < 1:
+            raise ValueError(f"{names} leave no channels at some resolutions ({used}); raise them")
+        odd = [res for res, ch in used.items() if self.mmrb and 4 < res < self.size and ch % 2]
+        if odd:
+            raise ValueError(f"{names} give an odd channel count at {odd[0]} px ({used[odd[0]]}), which an MMRB cannot split in halves")
 
     @property
     def log_size(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import errno
 import logging
 import signal
 import threading
@@ -371,8 +372,21 @@ class Trainer:
             save_model(self.eval_model(), folder / "model.safetensors", provenance)
 
         folder = ckpt.write_checkpoint(self.out_dir, self.step, modules, self._state(), write_model, self.cfg.train.keep_checkpoints)
-        save_model(self.eval_model(), self.out_dir / "model.safetensors", provenance)
+        try:
+            save_model(self.eval_model(), self.out_dir / "model.safetensors", provenance)
+        except OSError as exc:
+            raise PoseFaceError(ckpt.unwritable(self.out_dir / "model.safetensors", exc, self.out_dir)) from None
         return folder
+
+    def _output_write_error(self, exc: OSError) -> PoseFaceError | None:
+        """A full disk or a read-only output folder while writing logs, images or plots: the one-line error
+        (None for other errors, e.g. reading the data)."""
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            return None
+        path = Path(exc.filename) if exc.filename else self.out_dir
+        if exc.filename and not path.resolve().is_relative_to(self.out_dir.resolve()):
+            return None
+        return PoseFaceError(ckpt.unwritable(path, exc, self.out_dir))
 
     def _resume(self) -> None:
         folder = ckpt.latest_checkpoint(self.out_dir)
@@ -528,6 +542,11 @@ class Trainer:
                         logger.warning("interrupted: step %d finished, writing a checkpoint", self.step)
                         self.save_checkpoint()
                     raise KeyboardInterrupt
+        except OSError as exc:
+            error = self._output_write_error(exc)
+            if error is None:
+                raise
+            raise error from None
         finally:
             interrupt.restore()
             if bar is not None:
