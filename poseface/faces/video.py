@@ -295,7 +295,7 @@ def restore_video(restorer: Restorer, item: InputFile, options: RunOptions, summ
             raise PoseFaceError(too_large)
         cache = cache_folder(target)
         done = prepare_cache(cache, _fingerprint(path, restorer))
-        remove_stale_temporary_files({cache}, started)
+        remove_stale_temporary_files({cache, target.parent}, started)  # frames of a killed run, and a killed mux
         restore_frames(av, path, cache, restorer, options, summary, done, total)
         count = len(cached_frames(cache))
         if count == 0 or cached_frames(cache) != set(range(count)):

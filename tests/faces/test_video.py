@@ -197,3 +197,13 @@ def test_without_pyav_a_video_is_one_line(clip, tmp_path, monkeypatch, capsys):
     assert main(restore_args(path, tmp_path / "out")) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if "PyAV" in line]
     assert lines == [f"poseface: skipped {path}: video needs PyAV; pip install 'poseface[video]'"]
+
+
+def test_a_file_that_is_not_a_video_is_skipped_with_one_line(tmp_path, monkeypatch, capsys):
+    use_model(monkeypatch, IdentityModel(128))
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    assert main(restore_args(bad, tmp_path / "out")) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if "notes.mp4" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"poseface: skipped {bad}: not a readable video (")
+    assert lines[0].endswith("; check the file with ffprobe")
