@@ -21,6 +21,7 @@ from poseface.errors import PoseFaceError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 OUTPUT_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".gif")  # GIF is read, never written (256 colours)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")  # `poseface restore` hands these to faces/video.py
 DEFAULT_MAX_PIXELS = 20000 * 20000  # decompression-bomb limit: 400 megapixels
 
 
@@ -98,7 +99,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
 
 
 TEMPORARY_PREFIX = ".tmp-"  # atomic_write's temporary files: .tmp-<8 of tempfile's [a-z0-9_]><suffix>
-_OWN_TEMPORARY_IMAGE = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES) + r")")
+_OWN_TEMPORARY_IMAGE = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES) + r")")
 
 
 def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
@@ -195,7 +196,7 @@ def check_max_pixels(max_pixels: int) -> int:
 
 
 def stale_temporary_images(folder: str | os.PathLike, older_than: float) -> list[Path]:
-    """Image files `atomic_write` left in `folder` (not below it) when a process was killed mid-write:
+    """Image and video files `atomic_write` left in `folder` (not below it) when a process was killed mid-write:
     exactly its name pattern, last modified before `older_than` (seconds since the epoch), sorted."""
     folder = Path(folder)
     if not folder.is_dir():

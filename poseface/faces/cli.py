@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="restore the faces in photos (detect, align, restore in batches, paste back)",
         description="Restore every face of each photo and write the whole photo. Bad files are skipped with one line each.",
     )
-    sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video (.mp4 .mov .mkv .avi .webm) files, folders or glob patterns")
     sub.add_argument("-o", "--output", required=True, help="output folder (must not be an input folder)")
     sub.add_argument("--overwrite", action="store_true", help="replace files already in the output folder (default: keep them and skip that input)")
     sub.add_argument("--weights", help="PoseFace .safetensors, GPEN .pth or a zoo name from `poseface weights list` (default: the bundled model)")

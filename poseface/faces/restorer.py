@@ -266,19 +266,22 @@ class Restorer:
         items: Iterable[tuple[Any, np.ndarray]],
         aligned: bool | None = None,
         on_error: Callable[[Any, PoseFaceError], None] | None = None,
+        faces: Callable[[Any], list[DetectedFace]] | None = None,
     ) -> Iterator[tuple[Any, Result]]:
         """Restore (key, image) pairs; faces of consecutive images share network batches.
 
         Yields (key, Result) in input order. Images are held until `batch_size` faces (or images)
         are waiting, so memory stays at about batch_size images. With `on_error`, an image whose
         detection or alignment fails with a PoseFaceError, or whose output does not fit in memory,
-        is reported there and skipped (without it, the latter is a PoseFaceError too).
+        is reported there and skipped (without it, the latter is a PoseFaceError too). With
+        `faces`, `faces(key)` gives an image's detected faces instead of running detection (videos
+        pass their temporally smoothed landmarks this way, faces/video.py).
         """
         aligned = self.aligned if aligned is None else aligned
         pending: list[tuple[Any, _Prepared]] = []
         for key, image in items:
             try:
-                pending.append((key, self._prepare(image, aligned)))
+                pending.append((key, self._prepare(image, aligned, None if faces is None else faces(key))))
             except PoseFaceError as exc:
                 if on_error is None:
                     raise
@@ -289,7 +292,7 @@ class Restorer:
                 pending = []
         yield from self._finish(pending, on_error)
 
-    def _prepare(self, image: np.ndarray, aligned: bool) -> _Prepared:
+    def _prepare(self, image: np.ndarray, aligned: bool, given: list[DetectedFace] | None = None) -> _Prepared:
         color, alpha, grey, squeeze, max_value = split_layout(image)
         timings = {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
         faces: list[FaceResult] = []
@@ -318,7 +321,7 @@ class Restorer:
         if not aligned and not faces:
             if not detected:
                 rgb8 = to_uint8(color, max_value)
-                detected = detect_faces(rgb8, self.detector)
+                detected = detect_faces(rgb8, self.detector) if given is None else list(given)
                 if self.only_center_face:
                     detected = center_face(detected, *rgb8.shape[:2])
                 timings["detection"] = time.perf_counter() - start

@@ -26,6 +26,7 @@ from poseface.imageio import (
     DEFAULT_MAX_PIXELS,
     OUTPUT_SUFFIXES,
     TEMPORARY_PREFIX,
+    VIDEO_SUFFIXES,
     ImageMetadata,
     already_exists,
     atomic_write,
@@ -65,6 +66,8 @@ class RunOptions:
 @dataclass
 class Summary:
     images: int = 0  # images read and written
+    videos: int = 0  # videos written (faces/video.py); their frames count in faces_* but not in images
+    frames: int = 0  # frames of those videos
     faces_found: int = 0
     faces_restored: int = 0
     without_face: int = 0
@@ -81,6 +84,7 @@ class Summary:
             f"poseface restore: {self.images} image(s) written to {output}, {self.faces_found} face(s) found, "
             f"{self.faces_restored} restored, {self.without_face} image(s) without a face (written unchanged), "
             f"{len(self.skipped)} file(s) skipped"
+            + (f", {self.videos} video(s) of {self.frames} frames written" if self.videos else "")
             + (f", {self.non_finite_faces} face(s) left as they were (the network gave NaN/inf)" if self.non_finite_faces else "")
         ]
         out += [f"  skipped {reason}" for _, reason in self.skipped]
@@ -270,17 +274,25 @@ def remove_stale_temporary_files(folders: set[Path], started: float) -> int:
     return removed
 
 
+def progress_bar(options: RunOptions, **kwargs) -> tqdm:
+    """A tqdm bar shown as `options.progress` says (None = only on a terminal)."""
+    return tqdm(disable=(not options.progress) if options.progress is not None else None, **kwargs)
+
+
 def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) -> Summary:
-    """Restore every image among `inputs` into `options.output`; bad files are skipped with one line."""
+    """Restore every image among `inputs` into `options.output`, then every video (faces/video.py);
+    bad files are skipped with one line."""
     start_all = time.perf_counter()
     started = time.time()
     files, missing = collect_inputs(inputs, options.output, options.recursive)
     summary = Summary(skipped=list(missing))
     for _, reason in missing:
         print(f"poseface: skipped {reason}", file=sys.stderr)
+    videos = [item for item in files if item.path.suffix.lower() in VIDEO_SUFFIXES]
+    files = [item for item in files if item.path.suffix.lower() not in VIDEO_SUFFIXES]
     targets = output_paths(files, options)
     remove_stale_temporary_files(_output_folders(targets, options), started)
-    bar = tqdm(total=len(files), unit="image", desc="restore", disable=(not options.progress) if options.progress is not None else None)
+    bar = progress_bar(options, total=len(files), unit="image", desc="restore")
 
     def skip(path: Path, reason: str) -> None:
         summary.skipped.append((str(path), reason))
@@ -354,6 +366,10 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
         bar.update(1)
         bar.set_postfix(faces=summary.faces_restored)
     bar.close()
+    if videos:
+        from poseface.faces.video import restore_videos  # after the images: it imports this module
+
+        restore_videos(restorer, videos, options, summary, started)
     summary.total_seconds = time.perf_counter() - start_all
     return summary
 
