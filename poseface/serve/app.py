@@ -191,6 +191,7 @@ class RestoreService:
                 "output": data_url(preview(result.image, result.faces, scale)),
                 "download": f"/result/{token}/{self._results[token][0]}",
                 "faces": len(result.faces),
+                "boxes": [[round(float(v), 1) for v in face.box] for face in result.faces if face.box is not None],  # input pixels
                 "message": summary_line(request, len(result.faces), seconds, restorer.detector.min_face_size),
             }
 
