@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import shutil
+import socket
 import threading
 import time
 import urllib.error
@@ -22,6 +23,7 @@ import torch
 from PIL import Image
 
 from poseface.cli import main
+from poseface.errors import PoseFaceError
 from poseface.faces.visualize import GREEN
 from poseface.serve.app import RestoreService, ServeLimits, exposure_warning, start_server
 
@@ -108,6 +110,8 @@ def test_page_lists_the_loaded_models_and_choices(url: str):
     assert '<option value="bundled" selected>' in page and '<option value="2">x2</option>' in page
     assert "{{" not in page  # every placeholder was filled
     assert fetch(url + "nothing-here")[0] == 404
+    status, _, body = fetch(url + "result/no-such-token/a_restored.png")
+    assert status == 404 and "this result is no longer kept" in json.loads(body)["error"]
 
 
 def test_posted_photo_comes_back_restored_in_the_face_region(url: str, astronaut: np.ndarray):
@@ -217,6 +221,20 @@ def test_serve_command_refuses_bad_limits_in_one_line(capsys):
     assert main(["serve", "--max-upload-mb", "0", "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "poseface: error: --max-upload-mb 0: must be more than 0 (MiB); the default is 64"
+
+
+def test_serve_command_names_a_missing_weights_file(capsys):
+    assert main(["serve", "--weights", "/nowhere/model.safetensors", "--port", "0", "--device", "cpu"]) == 2
+    assert "/nowhere/model.safetensors: no such weights file" in capsys.readouterr().err
+
+
+def test_port_in_use_is_one_line(service: RestoreService):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PoseFaceError, match=f"--host 127.0.0.1 --port {port}: cannot listen there"):
+            start_server(service, "127.0.0.1", port)
 
 
 def chromium() -> tuple[str, str]:
