@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "poseface.metrics.cli",  # evaluate
     "poseface.train.cli",  # train
     "poseface.weights_cli",  # weights list, weights get
+    "poseface.serve.cli",  # serve
 )
 
 

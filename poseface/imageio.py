@@ -6,6 +6,7 @@ uint8 unless a function says otherwise. Unreadable files raise `PoseFaceError` n
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -48,18 +49,25 @@ def open_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise PoseFaceError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise PoseFaceError(f"{path}: empty file (0 bytes); re-copy or re-export it")
+    return decode_image(path, path, max_pixels)
+
+
+def decode_image(source, label: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decode `source` (a path or a binary file object) with EXIF orientation applied, refusing
+    more than `max_pixels` pixels; one-line errors naming `label`."""
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with open_within_limit(path, path, max_pixels) as image:
+        with open_within_limit(source, label, max_pixels) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise PoseFaceError(
-            f"{path}: image larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
+            f"{label}: image larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise PoseFaceError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); the file is truncated, corrupt or not an image") from None
+        detail = f"{type(exc).__name__}: {exc}" if isinstance(source, (str, os.PathLike)) else type(exc).__name__  # not a BytesIO's repr
+        raise PoseFaceError(f"{label}: not a readable image ({detail}); the file is truncated, corrupt or not an image") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
     return image
@@ -90,12 +98,30 @@ def refuse_above_limit(path: str | os.PathLike, size: tuple[int, int], max_pixel
 
 def read_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read any supported image as (H, W, 3) uint8 RGB (grey is expanded, alpha dropped, 16-bit scaled)."""
-    image = open_image(path, max_pixels)
+    return rgb_array(open_image(path, max_pixels))
+
+
+def read_rgb_bytes(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """`read_rgb` of an image file held in memory (an upload, a tar member); `label` names it in errors."""
+    if not data:
+        raise PoseFaceError(f"{label}: empty file (0 bytes); re-copy or re-export it")
+    return rgb_array(decode_image(io.BytesIO(data), label, max_pixels))
+
+
+def rgb_array(image: Image.Image) -> np.ndarray:
+    """A decoded image as (H, W, 3) uint8 RGB (grey is expanded, alpha dropped, 16-bit scaled)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         array = np.clip(array / (65535.0 if array.max() > 255 else 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(array[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def png_bytes(array: np.ndarray, compress_level: int = 3) -> bytes:
+    """An RGB(A) or grey uint8 array as the bytes of a PNG file (a download, a data URL)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
 
 
 TEMPORARY_PREFIX = ".tmp-"  # atomic_write's temporary files: .tmp-<8 of tempfile's [a-z0-9_]><suffix>

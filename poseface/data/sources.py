@@ -17,7 +17,6 @@ stops on a bad file.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tarfile
@@ -26,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
 from poseface.errors import PoseFaceError
-from poseface.imageio import DEFAULT_MAX_PIXELS, open_within_limit, read_rgb
+from poseface.imageio import DEFAULT_MAX_PIXELS, read_rgb, read_rgb_bytes
 
 logger = logging.getLogger("poseface.data")
 
@@ -38,29 +36,6 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 def _is_hidden(relative_name: str) -> bool:
     return any(part.startswith(".") for part in relative_name.split("/"))
-
-
-def decode_rgb(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes to (H, W, 3) uint8 RGB with EXIF orientation; one-line error naming `label`."""
-    if not data:
-        raise PoseFaceError(f"{label}: empty file (0 bytes); re-copy or re-export it")
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with open_within_limit(io.BytesIO(data), label, max_pixels) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                array = np.clip(array / (65535.0 if array.max() > 255 else 255.0) * 255.0 + 0.5, 0, 255)
-                return np.repeat(array.astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except Image.DecompressionBombError:
-        raise PoseFaceError(f"{label}: image larger than {max_pixels} pixels; remove it from the data set") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise PoseFaceError(f"{label}: not a readable image ({type(exc).__name__}); the file is truncated, corrupt or not an image") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
 
 
 class ImageSource:
@@ -197,7 +172,7 @@ class TarSource(ImageSource):
             return handle.read(member.size)
 
     def read(self, index: int) -> np.ndarray:
-        return decode_rgb(self.read_bytes(index), self.label(index), self.max_pixels)
+        return read_rgb_bytes(self.read_bytes(index), self.label(index), self.max_pixels)
 
     def close(self) -> None:
         if self._handle is not None and self._handle_pid == os.getpid():

@@ -122,17 +122,17 @@ def test_utkface_tar_is_indexed_and_readable(utkface_tar):
     assert output_stems(source.names[:2])[0] == source.names[0].split("/")[-1].rsplit(".", 1)[0]
 
 
-def test_decode_rgb_enforces_the_pixel_limit_exactly():
+def test_read_rgb_bytes_enforces_the_pixel_limit_exactly():
     import io
 
     from PIL import Image
 
-    from poseface.data.sources import decode_rgb
+    from poseface.imageio import read_rgb_bytes
 
     limit_before = Image.MAX_IMAGE_PIXELS
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(buffer, "PNG")
-    assert decode_rgb(buffer.getvalue(), "a.png", max_pixels=10000).shape == (100, 100, 3)
+    assert read_rgb_bytes(buffer.getvalue(), "a.png", max_pixels=10000).shape == (100, 100, 3)
     with pytest.raises(PoseFaceError, match="a.png: image of 100x100 pixels is larger than the decoding limit of 6000 pixels"):
-        decode_rgb(buffer.getvalue(), "a.png", max_pixels=6000)  # Pillow alone only warns below twice its limit
+        read_rgb_bytes(buffer.getvalue(), "a.png", max_pixels=6000)  # Pillow alone only warns below twice its limit
     assert Image.MAX_IMAGE_PIXELS == limit_before  # the global limit is put back
