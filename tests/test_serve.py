@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import json
+import os
 import shutil
 import socket
 import threading
