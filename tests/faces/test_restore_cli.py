@@ -375,3 +375,22 @@ def test_stale_temporary_files_of_a_killed_run_are_removed_and_only_those(photos
     assert "removed 2 stale temporary file(s) (.tmp-*) left by an interrupted run" in err
     assert not any(path.exists() for path in stale)
     assert all(path.exists() for path in kept)
+
+
+def test_draw_boxes_no_face_hint_and_large_face_note(tmp_path, astronaut, identity_weights, capsys):
+    photos = tmp_path / "in"
+    photos.mkdir()
+    big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)  # a 260-px face for a 128-px model
+    Image.fromarray(big).save(photos / "big.png")
+    Image.fromarray(np.full((80, 120, 3), 140, np.uint8)).save(photos / "wall.png")
+    out = tmp_path / "out"
+    code = main(["restore", str(photos), "-o", str(out), "--draw-boxes"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    boxes = read_image_full(out / "boxes" / "big.png")
+    assert boxes.shape == big.shape and not np.array_equal(boxes, read_image_full(out / "big.png"))  # the boxes are drawn
+    x0, y0, x1, y1 = (int(v * 3) for v in (179, 83, 266, 170))
+    assert np.abs(boxes[y0 - 2 : y0 + 3, x0 + 20 : x1 - 20].astype(int) - (60, 220, 60)).sum(axis=-1).min() < 60  # green edge
+    assert np.array_equal(read_image_full(out / "boxes" / "wall.png"), np.full((80, 120, 3), 140, np.uint8))  # nothing to draw
+    assert "wall.png: no face found, written unchanged" in captured.err and "--min-face-size 8" in captured.err
+    assert "1 face(s) more than twice the model's 128 px" in captured.out
