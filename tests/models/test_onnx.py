@@ -158,11 +158,10 @@ def test_export_command_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert "must end in .onnx" in capsys.readouterr().err
     assert main(["export", "--onnx", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.safetensors")]) == 2
     assert "without -o or --half" in capsys.readouterr().err
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # none of onnx, onnxscript, onnxruntime
     assert main(["export", "--onnx", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "needs onnxscript; pip install onnxscript" in err and err.count("\n") == 1
+    assert "needs onnx, onnxscript, onnxruntime; pip install onnx onnxscript onnxruntime" in err and err.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
 
 
