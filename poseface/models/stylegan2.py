@@ -39,7 +39,7 @@ class ModulatedConv2d(nn.Module):
       pass over the activations, the fastest for inference on the CPU);
     - "activations": conv(x * s, w) * d equals conv(x, w'') because s scales input channels and d
       output channels, so the batch runs as one convolution with the shared weight (training; and
-      ONNX export, where a weight computed from the input is a kernel of unknown shape);
+      ONNX export, where the per-sample loop of "weights" would freeze the batch size);
     - "auto" (default): "weights" for a single sample or without autograd, else "activations".
 
     `forward(..., gain, bias)` returns gain * out + bias with the demodulation d folded into the same
