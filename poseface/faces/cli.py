@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video (.mp4 .mov .mkv .avi .webm) files, folders or glob patterns")
     sub.add_argument("-o", "--output", required=True, help="output folder (must not be an input folder)")
     sub.add_argument("--overwrite", action="store_true", help="replace files already in the output folder (default: keep them and skip that input)")
-    sub.add_argument("--weights", help="PoseFace .safetensors, GPEN .pth or a zoo name from `poseface weights list` (default: the bundled model)")
+    sub.add_argument("--weights", help="PoseFace .safetensors, GPEN .pth, a zoo name from `poseface weights list` or a `poseface export --onnx` file (default: the bundled model)")
     sub.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, else mps, else cpu")
     sub.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network precision (fp16: CUDA only)")
     sub.add_argument("--batch-size", type=int, default=4, help="faces per network call (default 4)")

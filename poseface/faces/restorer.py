@@ -55,16 +55,21 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
-def load_restoration_model(weights: str | Path | None, device: torch.device) -> torch.nn.Module:
-    """Our .safetensors, GPEN's .pth or a zoo name through poseface.models.load_model; None = the bundled
-    model (checksum verified)."""
+def load_restoration_model(weights: str | Path | None, device: str | torch.device) -> Any:
+    """Our .safetensors, GPEN's .pth or a zoo name through poseface.models.load_model; a `poseface export
+    --onnx` file through ONNX Runtime (poseface.models.onnx_backend, called like the network); None = the
+    bundled model (checksum verified). `device` is the --device request ("auto" included)."""
     from poseface import models
     from poseface.zoo import weights_file
 
     path = models.bundled_weights() if weights is None else weights_file(weights)
     if not path.is_file():
-        raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors or a GPEN .pth")
-    return models.load_model(path, device=str(device))
+        raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors, a GPEN .pth or a PoseFace .onnx export")
+    if path.suffix.lower() == ".onnx":
+        from poseface.models.onnx_backend import load_onnx_model
+
+        return load_onnx_model(path, device=str(device))
+    return models.load_model(path, device=str(resolve_device(device)))
 
 
 @dataclass
@@ -161,8 +166,9 @@ def not_enough_memory(width: int, height: int) -> str:
 class Restorer:
     """Face restoration of whole photos (or aligned crops) with a PoseFace or GPEN model.
 
-    Give `weights` (a file; None = the bundled model) or an already built `model` whose `.config`
-    is a `poseface.models.config.ModelConfig` and whose forward maps (N, 3, S, S) in [-1, 1] to the same.
+    Give `weights` (a file; None = the bundled model; a .onnx export runs on ONNX Runtime) or an already
+    built `model` whose `.config` is a `poseface.models.config.ModelConfig` and whose forward maps
+    (N, 3, S, S) in [-1, 1] to the same.
     """
 
     def __init__(
@@ -204,10 +210,13 @@ class Restorer:
         self.antialias = antialias  # prefilter faces shrunk into the output (see paste.antialiased)
         self.keep_detail = keep_detail  # never blurrier than the input (see faces/detail.py)
         if model is None:
-            model = load_restoration_model(weights, self.device)
+            model = load_restoration_model(weights, device)
         config = getattr(model, "config", None)
         if config is None or not hasattr(config, "template"):
             raise PoseFaceError("the model has no .config (poseface.models.config.ModelConfig); cannot know its face size and template")
+        if precision not in getattr(model, "precisions", PRECISIONS):  # an ONNX export runs in fp32 only
+            raise PoseFaceError(f"--precision {precision}: {getattr(model, 'path', 'this model')} runs only in "
+                                f"{', '.join(model.precisions)}; drop --precision or pass the .safetensors weights")
         self.model = model.to(self.device).eval()
         self.size = int(config.size)
         self.template = np.asarray(config.template(), dtype=np.float64)

@@ -120,10 +120,17 @@ def read_document(path: Path, metadata: dict[str, str] | None = None) -> dict[st
         text = path.with_suffix(".json").read_text()
     if text is None:
         raise PoseFaceError(f"{path}: safetensors file without a PoseFace config; expected weights written by `poseface` (save_model or convert-gpen)")
+    return parse_document(path, text)
+
+
+def parse_document(path: Path, text: str) -> dict[str, Any]:
+    """The checked JSON document `text` found in `path` (a weights file or an ONNX export)."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
         raise PoseFaceError(f"{path}: the PoseFace config inside the file is not valid JSON; re-export the weights") from None
+    if not isinstance(document, dict):
+        raise PoseFaceError(f"{path}: the PoseFace config inside the file is not a JSON object; re-export the weights")
     if document.get("format") != FORMAT:
         raise PoseFaceError(f"{path}: metadata format {document.get('format')!r} is not {FORMAT!r}; expected PoseFace weights")
     if document.get("format_version", 0) > FORMAT_VERSION:
@@ -179,6 +186,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
         model, _ = load_gpen_generator(path)
         refuse_non_finite(model.state_dict(), path)
         model.provenance = {"converted_from": str(path), "source": "GPEN"}
+    elif path.suffix.lower() == ".onnx":
+        raise PoseFaceError(f"{path}: an ONNX export runs only in `poseface restore --weights`; pass the .safetensors it was exported from")
     else:
         raise PoseFaceError(f"{path}: unknown weights format; expected PoseFace .safetensors or a GPEN generator .pth")
     return model.to(device).eval()

@@ -30,10 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite_argument(convert)
     convert.set_defaults(func=run_convert)
 
-    export = subparsers.add_parser("export", help="copy a trained model (a run folder or weights file) for release, optionally in fp16")
-    export.add_argument("source", help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a .safetensors file")
-    export.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
+    export = subparsers.add_parser("export", help="copy a trained model for release (optionally fp16), or write it as ONNX (--onnx)")
+    export.add_argument("source", nargs="?", help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a weights file")
+    export.add_argument("-o", "--output", help="output .safetensors (a .json config is written beside it)")
     export.add_argument("--half", action="store_true", help="store the weights as float16 (half the size; loaded back as float32)")
+    export.add_argument("--onnx", metavar="OUT.onnx", help="write the network as ONNX (dynamic batch, opset 18), checked with onnxruntime")
+    export.add_argument("--weights", help="with --onnx: the model to export, a weights file or zoo name (default: the bundled model)")
     add_overwrite_argument(export)
     export.set_defaults(func=run_export)
 
@@ -109,6 +111,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     from poseface.weights import sha256_of
 
+    if args.onnx:
+        return run_export_onnx(args)
+    if args.source is None or args.output is None or args.weights:
+        raise PoseFaceError("export: give SOURCE and -o OUTPUT.safetensors, or --onnx OUT.onnx [--weights W]")
     source = Path(args.source)
     weights = source / "model.safetensors" if source.is_dir() else source
     output = Path(args.output)
@@ -123,3 +129,38 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"wrote {output} ({size_mb:.1f} MB, {provenance['dtype']}) and {output.with_suffix('.json')}")
     print(f"sha256 {sha256_of(output)}")
     return 0
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    """`poseface export --onnx OUT.onnx [--weights W]`: see poseface.models.onnx_export."""
+    from poseface import models
+    from poseface.zoo import weights_file
+
+    output = Path(args.onnx)
+    if args.output or args.half or (args.source and args.weights):
+        raise PoseFaceError("export --onnx: give the model once (--weights W or SOURCE), without -o or --half")
+    if output.suffix.lower() != ".onnx":
+        raise PoseFaceError(f"{output}: an ONNX export must end in .onnx; choose another --onnx")
+    check_output_file(output, args.overwrite, option="--onnx")
+    require_onnx_export(output)  # before the slow part
+    source = args.weights or args.source
+    weights = models.bundled_weights() if source is None else weights_file(source)
+    model = load_model(weights / "model.safetensors" if weights.is_dir() else weights)
+    provenance = dict(getattr(model, "provenance", {})) | {"exported_from": str(weights), "format": "onnx"}
+    from poseface.models.onnx_export import OPSET, export_onnx
+
+    differences = export_onnx(model, output, provenance, overwrite=args.overwrite)
+    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB, opset {OPSET}, dynamic batch, {model.config.size} px)")
+    for name, difference in differences.items():
+        print(f"  max |onnxruntime - torch| on {name}: {difference:.2e}")
+    return 0
+
+
+def require_onnx_export(output: Path) -> None:
+    """One-line error unless the exporter (onnxscript) and the checker (onnxruntime) are installed."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise PoseFaceError(f"{output}: ONNX export needs {', '.join(missing)}; pip install {' '.join(missing)} "
+                            "(or pip install 'poseface[onnx]')")

@@ -13,7 +13,9 @@ from poseface.models.stylegan2 import StyleGAN2Prior
 class PoseFaceNet(nn.Module):
     """`model(x)`: x is (N, 3, size, size) RGB in [-1, 1]; returns the restored image in the same
     range (not clamped). `model(x, return_rgbs=True)` also returns the decoder's per-scale RGB
-    images (4x4 up to full size) for the per-scale L1 loss."""
+    images (4x4 up to full size) for the per-scale L1 loss. `modulate` chooses how the StyleGAN2 convs
+    apply their styles ("auto", "weights", "activations"; equal results, see ModulatedConv2d):
+    ONNX export uses "activations"."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -22,13 +24,13 @@ class PoseFaceNet(nn.Module):
         self.decoder = Decoder(config)
         self.prior = StyleGAN2Prior(config.size, config.style_dim, config.n_mlp, config.channels(), config.lr_mlp, config.blur_kernel)
 
-    def forward(self, x: torch.Tensor, return_rgbs: bool = False):
+    def forward(self, x: torch.Tensor, return_rgbs: bool = False, modulate: str = "auto"):
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.config.size, self.config.size):
             raise ValueError(f"expected input (N, 3, {self.config.size}, {self.config.size}), got {tuple(x.shape)}")
         x = x.contiguous(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU; neutral on CUDA
         features, z = self.encoder(x)  # eq. 1
         maps, rgbs = self.decoder(features, return_rgbs)
-        image = self.prior(z, maps).contiguous()  # eqs. 2-3
+        image = self.prior(z, maps, modulate=modulate).contiguous()  # eqs. 2-3
         return (image, [rgb.contiguous() for rgb in rgbs]) if return_rgbs else image
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -19,6 +19,8 @@ from torch import nn
 from poseface.models.layers import EqualLinear, PixelNorm
 from poseface.models.ops import ACTIVATION_GAIN, LEAKY_SLOPE, Blur, FusedLeakyReLU, Upsample
 
+MODULATIONS = ("auto", "weights", "activations")  # how ModulatedConv2d applies the style (see there)
+
 
 class MappingNetwork(nn.Sequential):
     """PixelNorm + n_mlp EqualLinear layers with leaky ReLU and learning-rate multiplier (eq. 2)."""
@@ -31,10 +33,17 @@ class ModulatedConv2d(nn.Module):
     """Style-modulated convolution with optional demodulation and 2x up-sampling.
 
     w'_{oik} = s_i * w_{oik};  w''_{oik} = w'_{oik} / sqrt(sum_{i,k} w'^2_{oik} + 1e-8).
-    Computed without per-sample weight tensors: conv(x * s, w) * d equals conv(x, w'') because s
-    scales input channels and d output channels, so a batch runs as one ordinary convolution (for a
-    single sample, s is folded into the weight instead of the activations). `forward(..., gain, bias)`
-    returns gain * out + bias with the demodulation folded into the same multiply-add.
+    Two equal ways to apply the style s; `modulate` picks one:
+
+    - "weights": fold s into the weight, one convolution per sample (the StyleGAN2 formulation; no
+      pass over the activations, the fastest for inference on the CPU);
+    - "activations": conv(x * s, w) * d equals conv(x, w'') because s scales input channels and d
+      output channels, so the batch runs as one convolution with the shared weight (training; and
+      ONNX export, where the per-sample loop of "weights" would freeze the batch size);
+    - "auto" (default): "weights" for a single sample or without autograd, else "activations".
+
+    `forward(..., gain, bias)` returns gain * out + bias with the demodulation d folded into the same
+    multiply-add.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
@@ -54,14 +63,18 @@ class ModulatedConv2d(nn.Module):
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None,
+                modulate: str = "auto") -> torch.Tensor:
         style = self.modulation(w)  # (N, in)
         weight = self.weight[0] * self.scale  # (out, in, k, k)
-        if x.shape[0] == 1 or not torch.is_grad_enabled():
-            # fold s into the (small) weights, one sample at a time: no pass over the activations
+        if modulate == "auto":
+            modulate = "weights" if x.shape[0] == 1 or not torch.is_grad_enabled() else "activations"
+        if modulate == "weights":
             out = torch.cat([self._conv(x[i: i + 1], weight * style[i].view(1, -1, 1, 1)) for i in range(x.shape[0])])
-        else:
+        elif modulate == "activations":
             out = self._conv(x * style[:, :, None, None].to(x.dtype), weight)
+        else:
+            raise ValueError(f"modulate={modulate!r}: use one of {', '.join(MODULATIONS)}")
         if self.demodulate:
             weight_energy = weight.pow(2).sum(dim=(2, 3))  # (out, in)
             scale = torch.rsqrt(style.pow(2) @ weight_energy.t() + 1e-8) * gain  # (N, out)
@@ -111,10 +124,10 @@ class StyledConv(nn.Module):
         self.noise = NoiseConcat()
         self.activate = FusedLeakyReLU(out_channels * 2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, feature: torch.Tensor, modulate: str = "auto") -> torch.Tensor:
         bias = self.activate.bias * ACTIVATION_GAIN
         conv_bias, feature_bias = bias.chunk(2)
-        out = self.conv(x, w, gain=ACTIVATION_GAIN, bias=conv_bias)
+        out = self.conv(x, w, gain=ACTIVATION_GAIN, bias=conv_bias, modulate=modulate)
         noise = torch.addcmul(feature_bias.view(1, -1, 1, 1).to(feature.dtype), feature,
                               (self.noise.weight * ACTIVATION_GAIN).to(feature.dtype))
         return F.leaky_relu_(torch.cat([out, noise.to(out.dtype)], dim=1), LEAKY_SLOPE)
@@ -130,8 +143,8 @@ class ToRGB(nn.Module):
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, w, bias=self.bias.view(-1))
+    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None, modulate: str = "auto") -> torch.Tensor:
+        out = self.conv(x, w, bias=self.bias.view(-1), modulate=modulate)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -152,7 +165,9 @@ class StyleGAN2Prior(nn.Module):
     """StyleGAN2 synthesis with concatenated noise branches (GPEN's `Generator` with isconcat=True).
 
     `forward(z, features)`: `features[r]` is the decoder map at resolution r (4, 8, ..., size) with
-    exactly `channels[r]` channels; both convs of a resolution receive it.
+    exactly `channels[r]` channels; both convs of a resolution receive it. There is no random noise:
+    the noise inputs of StyleGAN2 are the decoder maps (eq. 3), so inference is deterministic.
+    `modulate` goes to every ModulatedConv2d.
     """
 
     def __init__(self, size: int, style_dim: int, n_mlp: int, channels: dict[int, int], lr_mlp: float = 0.01,
@@ -174,13 +189,13 @@ class StyleGAN2Prior(nn.Module):
             self.to_rgbs.append(ToRGB(out_channels * 2, style_dim, blur_kernel=blur_kernel))
             in_channels = out_channels
 
-    def forward(self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False):
+    def forward(self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False, modulate: str = "auto"):
         w = self.mapping(z)  # eq. 2; one W broadcast to every style block
-        x = self.conv1(self.input(z.shape[0]).to(features[4].dtype), w, features[4])
-        skip = self.to_rgb1(x, w)
+        x = self.conv1(self.input(z.shape[0]).to(features[4].dtype), w, features[4], modulate)
+        skip = self.to_rgb1(x, w, modulate=modulate)
         for level, to_rgb in enumerate(self.to_rgbs):
             feature = features[2 ** (level + 3)]
-            x = self.convs[2 * level](x, w, feature)  # eq. 3, up-sampling block
-            x = self.convs[2 * level + 1](x, w, feature)
-            skip = to_rgb(x, w, skip)
+            x = self.convs[2 * level](x, w, feature, modulate)  # eq. 3, up-sampling block
+            x = self.convs[2 * level + 1](x, w, feature, modulate)
+            skip = to_rgb(x, w, skip, modulate)
         return (skip, w) if return_w else skip

@@ -57,8 +57,8 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
     with pytest.raises(PoseFaceError, match="corrupt.safetensors: not a readable safetensors file"):
         load_model(corrupt)
     with pytest.raises(PoseFaceError, match="unknown weights format"):
-        (tmp_path / "m.onnx").write_bytes(b"x")
-        load_model(tmp_path / "m.onnx")
+        (tmp_path / "m.h5").write_bytes(b"x")
+        load_model(tmp_path / "m.h5")  # (.onnx has its own line: tests/models/test_onnx.py)
     with pytest.raises(PoseFaceError, match="no such weights file"):
         load_model(tmp_path / "missing.safetensors")
 
