@@ -93,6 +93,13 @@ def _load_into(module: nn.Module, source: dict[str, tuple[str, torch.Tensor]], p
     return unused
 
 
+def _refuse_missing(needed: set[str], found: set[str], path: Path, part: str, what: str) -> None:
+    """One-line error if the file lacks any of the `needed` parameters."""
+    missing = sorted(needed - found)
+    if missing:
+        raise PoseFaceError(f"{path}: {len(missing)} {part} weights missing (first: {missing[0]}); expected {what}")
+
+
 def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]]:
     """PoseFaceNet computing GPEN's function, and the file keys that were not used (reported)."""
     path = Path(path)
@@ -109,10 +116,7 @@ def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]
         else:
             renamed[new_key] = (key, tensor)
     unused += _load_into(model, renamed, path, what)
-    params_needed = {k for k, _ in model.named_parameters() if k.startswith(GPEN_PARTS)}
-    missing = sorted(params_needed - set(renamed))
-    if missing:
-        raise PoseFaceError(f"{path}: {len(missing)} GPEN weights missing (first: {missing[0]}); expected {what}")
+    _refuse_missing({k for k, _ in model.named_parameters() if k.startswith(GPEN_PARTS)}, set(renamed), path, "GPEN", what)
     return model, unused
 
 
@@ -152,9 +156,7 @@ def load_gpen_discriminator(path: str | os.PathLike, stddev_group: int = 4) -> t
     size, channels = infer_discriminator_size(state, path)
     discriminator = GlobalDiscriminator(size, channels, stddev_group=stddev_group)
     unused = _load_into(discriminator, {k: (k, v) for k, v in state.items()}, path, what)
-    missing = sorted({k for k, _ in discriminator.named_parameters()} - set(state))
-    if missing:
-        raise PoseFaceError(f"{path}: {len(missing)} discriminator weights missing (first: {missing[0]}); expected {what}")
+    _refuse_missing({k for k, _ in discriminator.named_parameters()}, set(state), path, "discriminator", what)
     return discriminator, unused
 
 
