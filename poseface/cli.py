@@ -21,10 +21,10 @@ EXIT_USAGE = 2
 
 # Each module has `register(subparsers)`; a sub-command sets `func(args) -> int | None`.
 COMMAND_MODULES = (
-    "poseface.models.cli",  # info, convert-gpen, benchmark
-    "poseface.data.cli",  # degrade, landmarks
+    "poseface.models.cli",  # info, convert-gpen, export
+    "poseface.data.cli",  # degrade, landmarks, curate
     "poseface.faces.cli",  # restore
-    "poseface.metrics.cli",  # evaluate
+    "poseface.metrics.cli",  # evaluate, fid-stats, benchmark
     "poseface.train.cli",  # train
     "poseface.weights_cli",  # weights list, weights get
     "poseface.serve.cli",  # serve
@@ -39,14 +39,8 @@ def exit_code(skipped: int) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poseface", description="Blind face restoration for pose-varied faces.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that area has no commands yet
-            raise
-        module.register(subparsers)
+    for module_name in COMMAND_MODULES:  # all of them exist: a missing one is a broken installation, and raises
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

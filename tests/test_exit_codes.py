@@ -16,3 +16,11 @@ def test_no_command_and_a_bad_option_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["restore"])  # argparse: INPUT and -o missing
     assert exc.value.code == 2
+
+
+def test_a_missing_command_module_is_not_skipped(monkeypatch):
+    import poseface.cli
+
+    monkeypatch.setattr(poseface.cli, "COMMAND_MODULES", (*poseface.cli.COMMAND_MODULES, "poseface.no_such_cli"))
+    with pytest.raises(ModuleNotFoundError, match="poseface.no_such_cli"):
+        poseface.cli.build_parser()

@@ -44,19 +44,16 @@ from poseface.errors import PoseFaceError
 from poseface.data.atomic import write_json_atomic
 from poseface.data.imageops import square_crop_box
 from poseface.data.sources import ImageSource, open_source
+from poseface.faces.dlib_models import LEFT_EYE_68, MOUTH_68, RIGHT_EYE_68
 
 logger = logging.getLogger("poseface.data")
 
 FORMAT = "poseface-landmarks-68"
 FORMAT_VERSION = 1
 METHODS = ("hog", "hog_upsampled", "hog_padded", "full_crop")
-COMPONENTS = ("left_eye", "right_eye", "mouth")
 EYE_ENLARGE = 1.4
 MIN_HALF_SIZE_AT_512 = 16.0
 
-_LEFT_EYE = slice(36, 42)  # dlib's points 36-41: the subject's right eye, on the image left in a frontal photo
-_RIGHT_EYE = slice(42, 48)
-_MOUTH = slice(48, 68)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,16 +95,16 @@ def component_boxes(
     if points.shape != (68, 2):
         raise PoseFaceError(f"landmarks: expected (68, 2) points, got shape {points.shape}; recompute with `poseface landmarks`")
     mapped = _source_to_output(points, source_size, out_size)  # a new array: the cache is untouched
-    left, right = mapped[_LEFT_EYE], mapped[_RIGHT_EYE]
+    left, right = mapped[LEFT_EYE_68], mapped[RIGHT_EYE_68]
     if hflip:
         mapped[:, 0] = (out_size - 1) - mapped[:, 0]
-        left, right = mapped[_RIGHT_EYE], mapped[_LEFT_EYE]
+        left, right = mapped[RIGHT_EYE_68], mapped[LEFT_EYE_68]
     min_half = MIN_HALF_SIZE_AT_512 * out_size / 512.0
     boxes = np.stack(
         [
             _box(left, min_half, EYE_ENLARGE),
             _box(right, min_half, EYE_ENLARGE),
-            _box(mapped[_MOUTH], min_half, 1.0),
+            _box(mapped[MOUTH_68], min_half, 1.0),
         ]
     )
     return boxes.astype(np.float32)
@@ -144,9 +141,9 @@ def face_template(
 
 def plausible_landmarks(points: np.ndarray, width: int, height: int) -> bool:
     """A sanity check that rejects landmarks fitted to something that is not a face."""
-    left_eye = points[_LEFT_EYE].mean(axis=0)
-    right_eye = points[_RIGHT_EYE].mean(axis=0)
-    mouth = points[_MOUTH].mean(axis=0)
+    left_eye = points[LEFT_EYE_68].mean(axis=0)
+    right_eye = points[RIGHT_EYE_68].mean(axis=0)
+    mouth = points[MOUTH_68].mean(axis=0)
     side = min(width, height)
     eye_distance = float(np.linalg.norm(right_eye - left_eye))
     inside = (points[:, 0] >= -0.1 * width) & (points[:, 0] <= 1.1 * width) & (points[:, 1] >= -0.1 * height) & (points[:, 1] <= 1.1 * height)
@@ -164,23 +161,23 @@ class LandmarkDetector:
     def __init__(self, full_crop_fallback: bool = True, detect_max_side: int = 640):
         from poseface.faces.dlib_models import hog_detector, shape_predictor
 
-        self.detector = hog_detector()
-        self.predictor = shape_predictor()
+        hog_detector(), shape_predictor()  # load both now: a missing model is an error before the first image
         self.full_crop_fallback = full_crop_fallback
         self.detect_max_side = detect_max_side
 
-    def _largest(self, image: np.ndarray, upsample: int):
-        rects = self.detector(image, upsample)
-        if len(rects) == 0:
-            return None
-        return max(rects, key=lambda r: r.width() * r.height())
+    @staticmethod
+    def _largest(image: np.ndarray, upsample: int) -> tuple[int, int, int, int] | None:
+        from poseface.faces.detect import hog_faces
 
-    def _predict(self, image: np.ndarray, left: float, top: float, right: float, bottom: float) -> np.ndarray:
-        import dlib
+        boxes = [box for box, _ in hog_faces(image, upsample)]
+        return max(boxes, key=lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1), default=None)
 
-        rect = dlib.rectangle(int(round(left)), int(round(top)), int(round(right)), int(round(bottom)))
-        shape = self.predictor(image, rect)
-        return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+    @staticmethod
+    def _predict(image: np.ndarray, left: float, top: float, right: float, bottom: float) -> np.ndarray:
+        """(68, 2) float32 points at the image's own scale: the cached training landmarks stay as they were."""
+        from poseface.faces.detect import landmarks_68
+
+        return landmarks_68(image, (left, top, right, bottom), min_side=0).astype(np.float32)
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """(68, 2) points and the method that found the face, or (None, None)."""
@@ -197,11 +194,10 @@ class LandmarkDetector:
         for method, candidate, upsample, offset in attempts:
             if candidate is None:
                 candidate = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            rect = self._largest(candidate, upsample)
-            if rect is None:
+            box = self._largest(candidate, upsample)
+            if box is None:
                 continue
-            left, top = (rect.left() - offset) / scale, (rect.top() - offset) / scale
-            right, bottom = (rect.right() - offset) / scale, (rect.bottom() - offset) / scale
+            left, top, right, bottom = ((v - offset) / scale for v in box)
             points = self._predict(image, left, top, right, bottom)
             if plausible_landmarks(points, width, height):
                 return points, method

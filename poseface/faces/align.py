@@ -16,16 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# 68-point (iBUG 300-W) indices of the 5 points: eye centres are means of the eye contours.
-LEFT_EYE_68 = slice(36, 42)  # image-left eye (the subject's right eye)
-RIGHT_EYE_68 = slice(42, 48)
-NOSE_TIP_68 = 30
-MOUTH_LEFT_68 = 48
-MOUTH_RIGHT_68 = 54
+from poseface.faces.dlib_models import LEFT_EYE_68, MOUTH_LEFT_68, MOUTH_RIGHT_68, NOSE_TIP_68, RIGHT_EYE_68
 
 
 def five_points_from_68(landmarks: np.ndarray) -> np.ndarray:
-    """(68, 2) landmarks -> (5, 2): eye centres, nose tip, mouth corners (image-left first)."""
+    """(68, 2) landmarks -> (5, 2): eye centres (means of the eye contours), nose tip, mouth corners (image-left first)."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {landmarks.shape}")

@@ -95,10 +95,16 @@ def _scaled_box(box: tuple[float, ...], scale: float) -> Box:
     return tuple(float(v) / scale for v in box)  # type: ignore[return-value]
 
 
+def hog_faces(image: np.ndarray, upsample: int = 0, min_score: float = 0.0) -> list[tuple[tuple[int, int, int, int], float]]:
+    """dlib's HOG detector on the RGB uint8 `image` (up-sampled 2x `upsample` times inside dlib):
+    (left, top, right, bottom) boxes in `image`'s pixels, dlib's inclusive corners, and their scores."""
+    rects, scores, _ = dlib_models.hog_detector().run(np.ascontiguousarray(image), upsample, min_score)
+    return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
+
+
 def _run_hog(image: np.ndarray, scale: float, min_score: float) -> list[Detection]:
     """HOG on `image` scaled by `scale`; boxes in `image`'s pixels."""
-    rects, scores, _ = dlib_models.hog_detector().run(np.ascontiguousarray(resized(image, scale)), 0, min_score)
-    return [Detection(_scaled_box((r.left(), r.top(), r.right(), r.bottom()), scale), float(s), "hog") for r, s in zip(rects, scores)]
+    return [Detection(_scaled_box(box, scale), score, "hog") for box, score in hog_faces(resized(image, scale), 0, min_score)]
 
 
 MMOD_MIN_SIDE = 48  # dlib's MMOD network raises on images smaller than its filter windows
@@ -176,14 +182,26 @@ def _mmod_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]
 LANDMARK_MIN_SIDE = HOG_WINDOW  # smaller faces get their landmarks on a crop up-sampled to this size
 
 
+def landmark_shape(image: np.ndarray, box: Box):
+    """dlib's 68-point `full_object_detection` of the face in `box` (corners rounded to pixels), at the image's own scale."""
+    import dlib
+
+    rect = dlib.rectangle(*(int(round(v)) for v in box))
+    return dlib_models.shape_predictor()(np.ascontiguousarray(image), rect)
+
+
+def shape_points(shape) -> np.ndarray:
+    """(68, 2) float64 x, y of a dlib `full_object_detection`."""
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
 def landmarks_68(image: np.ndarray, box: Box, min_side: int = LANDMARK_MIN_SIDE) -> np.ndarray:
     """68 landmarks (x, y) of the face in `box` of the RGB uint8 `image`.
 
     A face smaller than `min_side` px is first cut out with one box of margin and up-sampled
     (bicubic) to that size: dlib's predictor compares single pixels, which alias on small faces.
+    `min_side=0` predicts at the image's own scale whatever the size (`landmark_shape`).
     """
-    import dlib
-
     side = min(box[2] - box[0], box[3] - box[1])
     origin, factor, region = np.zeros(2), 1.0, image
     if 0 < side < min_side:
@@ -193,9 +211,7 @@ def landmarks_68(image: np.ndarray, box: Box, min_side: int = LANDMARK_MIN_SIDE)
         region = np.ascontiguousarray(resized(image[y0:y1, x0:x1], factor))
         origin = np.array([x0, y0], dtype=np.float64)
         box = tuple((v - o + 0.5) * factor - 0.5 for v, o in zip(box, (x0, y0, x0, y0)))  # type: ignore[assignment]
-    rect = dlib.rectangle(*(int(round(v)) for v in box))
-    shape = dlib_models.shape_predictor()(region, rect)
-    points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    points = shape_points(landmark_shape(region, box))
     return (points + 0.5) / factor - 0.5 + origin if factor != 1.0 else points
 
 

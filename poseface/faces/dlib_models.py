@@ -1,4 +1,5 @@
-"""Paths to the offline dlib models that the `face_recognition_models` package ships.
+"""Paths to the offline dlib models that the `face_recognition_models` package ships, and the index
+ranges of the 68-point layout (eyes, mouth) and the facial components every other module uses.
 
 The package's own `__init__` imports `pkg_resources`, which recent setuptools no longer has, so
 the model folder is found from the import spec without importing the package.
@@ -16,6 +17,17 @@ LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
 LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
 MMOD_DETECTOR = "mmod_human_face_detector.dat"
 FACE_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
+
+# Index ranges of the 68-point (iBUG 300-W) layout that LANDMARKS_68 predicts. "Left" is the eye on the
+# image left in a frontal photo (points 36-41: the subject's right eye).
+LEFT_EYE_68 = slice(36, 42)
+RIGHT_EYE_68 = slice(42, 48)
+MOUTH_68 = slice(48, 68)
+NOSE_TIP_68 = 30
+MOUTH_LEFT_68 = 48
+MOUTH_RIGHT_68 = 54
+# The facial components with their own boxes and local discriminators, in box order.
+COMPONENTS: tuple[str, ...] = ("left_eye", "right_eye", "mouth")
 
 
 def model_path(file_name: str) -> Path:

@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from poseface.errors import PoseFaceError
-from poseface.losses.pretrained import find_weights, freeze, load_exact, read_state_dict, report_unpinned
+from poseface.losses.pretrained import find_weights, freeze, report_unpinned
+from poseface.models.state_dict import load_exact, read_state_dict
 from poseface import zoo
 
 ARCFACE_KINDS: tuple[str, ...] = ("ir_se50", "resnet18")

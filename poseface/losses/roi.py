@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-COMPONENTS: tuple[str, ...] = ("left_eye", "right_eye", "mouth")
+from poseface.faces.dlib_models import COMPONENTS
 
 
 def _bin_centres(start: torch.Tensor, stop: torch.Tensor, count: int) -> torch.Tensor:

@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from poseface.losses.pretrained import find_weights, freeze, load_exact, log, read_state_dict
+from poseface.losses.pretrained import find_weights, freeze, log
+from poseface.models.state_dict import load_exact, read_state_dict
 from poseface import zoo
 
 # Output channels per conv, "M" = 2x2 max pool (configuration "E" of Simonyan & Zisserman).

@@ -9,13 +9,12 @@ ignored when loading. No torchvision import.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from poseface.errors import PoseFaceError
 from poseface.losses.vgg import vgg_conv_stack
+from poseface.models.state_dict import load_exact, read_state_dict
 
 
 class _TappedFeatures(nn.Module):
@@ -71,15 +70,7 @@ class VGG16Features(_TappedFeatures):
 
 def load_torchvision_features(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load the `features.*` tensors of a torchvision ImageNet checkpoint into `module` (strict on those)."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, not a torch checkpoint
-        raise PoseFaceError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}); download it again") from None
+    state = read_state_dict(path, f"a torchvision {type(module).__name__[:-8]} ImageNet checkpoint", unwrap=())
     features = {key: value for key, value in state.items() if key.startswith("features.")}
-    expected = set(module.state_dict())
-    if set(features) != expected:
-        missing = sorted(expected - set(features))[:3]
-        raise PoseFaceError(f"{path}: not a torchvision {type(module).__name__[:-8]} checkpoint (missing {missing}); use the official file")
-    module.load_state_dict(features)
+    load_exact(module, features, path, f"torchvision {type(module).__name__[:-8]}", fix="use the official torchvision file")
     return module

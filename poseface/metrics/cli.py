@@ -67,16 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--device", default="cpu")
     stats.set_defaults(func=run_fid_stats)
 
-    if "benchmark" not in subparsers.choices:
-        bench = subparsers.add_parser("benchmark", help="parameters, GFLOPs and seconds per face of a model (paper Table 6)")
-        bench.add_argument("--weights", required=True, help="PoseFace .safetensors or GPEN .pth")
-        bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-        bench.add_argument("--batch", type=int, default=1, help="faces per forward (default 1)")
-        bench.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
-        bench.add_argument("--runs", type=int, default=5, help="timed forward passes; the median is reported (default 5)")
-        bench.add_argument("-o", "--output", help="also write the table to this .md file")
-        bench.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (default: refuse)")
-        bench.set_defaults(func=run_benchmark)
+    bench = subparsers.add_parser("benchmark", help="parameters, GFLOPs and seconds per face of a model (paper Table 6)")
+    bench.add_argument("--weights", required=True, help="PoseFace .safetensors or GPEN .pth")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    bench.add_argument("--batch", type=int, default=1, help="faces per forward (default 1)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
+    bench.add_argument("--runs", type=int, default=5, help="timed forward passes; the median is reported (default 5)")
+    bench.add_argument("-o", "--output", help="also write the table to this .md file")
+    bench.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT (default: refuse)")
+    bench.set_defaults(func=run_benchmark)
 
 
 def _options(args: argparse.Namespace) -> MetricOptions:

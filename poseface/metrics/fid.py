@@ -19,6 +19,7 @@ from torch import nn
 
 from poseface.errors import PoseFaceError
 from poseface import zoo
+from poseface.models.state_dict import load_exact, read_state_dict
 from poseface.weights import resolve
 
 INCEPTION_WEIGHTS = zoo.spec("fid-inception")
@@ -193,11 +194,8 @@ def build_inception(weights: str | os.PathLike | None = None, download: bool = T
     """The FID network with the pytorch-fid weights (local file, cache, or one checksummed download)."""
     path = resolve(INCEPTION_WEIGHTS, local_path=weights, download=download)
     model = FIDInceptionV3()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as exc:
-        raise PoseFaceError(f"{path}: not the pytorch-fid Inception checkpoint ({type(exc).__name__}); download {INCEPTION_WEIGHTS.url}") from None
+    what = "pytorch-fid Inception"
+    load_exact(model, read_state_dict(path, f"the {what} checkpoint", unwrap=()), path, what, fix=f"download {INCEPTION_WEIGHTS.url}")
     return model.to(device)
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseface.faces import dlib_models
+from poseface.faces.detect import hog_faces, landmark_shape, landmarks_68 as box_landmarks_68, shape_points
+from poseface.faces.dlib_models import LEFT_EYE_68, RIGHT_EYE_68
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's Euclidean threshold on its 128-D descriptors
-LEFT_EYE = slice(36, 42)  # 68-point indices, eye on the image left
-RIGHT_EYE = slice(42, 48)
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,9 @@ class FaceBox:
     bottom: int
     detected: bool  # False: the whole crop was used
 
-    def to_dlib(self):
-        import dlib
-
-        return dlib.rectangle(self.left, self.top, self.right, self.bottom)
+    @property
+    def corners(self) -> tuple[int, int, int, int]:
+        return self.left, self.top, self.right, self.bottom
 
 
 def find_face_box(image: np.ndarray, upsample: int | None = None) -> FaceBox:
@@ -52,28 +51,20 @@ def find_face_box(image: np.ndarray, upsample: int | None = None) -> FaceBox:
     height, width = image.shape[:2]
     if upsample is None:
         upsample = 1 if min(height, width) < 300 else 0  # HOG finds faces from about 80 px
-    rects, scores, _ = dlib_models.hog_detector().run(np.ascontiguousarray(image), upsample, 0.0)
-    if len(rects):
-        best = rects[int(np.argmax(scores))]
-        return FaceBox(best.left(), best.top(), best.right(), best.bottom(), detected=True)
+    found = hog_faces(image, upsample)
+    if found:
+        best, _ = max(found, key=lambda item: item[1])
+        return FaceBox(*best, detected=True)
     return FaceBox(0, 0, width - 1, height - 1, detected=False)
 
 
-def _shape(image: np.ndarray, box: FaceBox):
-    return dlib_models.shape_predictor()(np.ascontiguousarray(image), box.to_dlib())
-
-
-def _points(shape) -> np.ndarray:
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-
-
 def landmarks_68(image: np.ndarray, box: FaceBox) -> np.ndarray:
-    """(68, 2) x, y landmarks of the face in `box`."""
-    return _points(_shape(image, box))
+    """(68, 2) x, y landmarks of the face in `box`, at the image's own scale (as the ground truth's `landmark_shape`)."""
+    return box_landmarks_68(image, box.corners, min_side=0)
 
 
 def inter_ocular(points: np.ndarray) -> float:
-    return float(np.linalg.norm(points[LEFT_EYE].mean(axis=0) - points[RIGHT_EYE].mean(axis=0)))
+    return float(np.linalg.norm(points[LEFT_EYE_68].mean(axis=0) - points[RIGHT_EYE_68].mean(axis=0)))
 
 
 def face_descriptor(image: np.ndarray, shape) -> np.ndarray:
@@ -113,7 +104,7 @@ def identity_distance(restored: np.ndarray, gt: np.ndarray, box: FaceBox | None 
     """{'ids': Euclidean distance of dlib descriptors, 'ids_cos': cosine distance}; both chips use the GT landmarks."""
     _check(restored, gt)
     box = box or find_face_box(gt)
-    shape = _shape(gt, box)
+    shape = landmark_shape(gt, box.corners)
     a, b = face_descriptor(restored, shape), face_descriptor(gt, shape)
     return {"ids": float(np.linalg.norm(a - b)), "ids_cos": cosine_distance(a, b)}
 
@@ -122,8 +113,8 @@ def face_distances(restored: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """IDS and LMD with one detection on the ground truth; 'face_found' is 1.0 if HOG found it, else 0.0."""
     _check(restored, gt)
     box = find_face_box(gt)
-    gt_shape = _shape(gt, box)
-    gt_points = _points(gt_shape)
+    gt_shape = landmark_shape(gt, box.corners)
+    gt_points = shape_points(gt_shape)
     shift = np.linalg.norm(landmarks_68(restored, box) - gt_points, axis=1).mean()
     a, b = face_descriptor(restored, gt_shape), face_descriptor(gt, gt_shape)
     return {
@@ -185,7 +176,7 @@ class BatchedIdentityDistance:
         chips = []
         for fake, real in zip(restored, gt):
             _check(fake, real)
-            shape = _shape(real, find_face_box(real))
+            shape = landmark_shape(real, find_face_box(real).corners)
             chips += [face_chip(fake, shape), face_chip(real, shape)]
         found = self.descriptors(np.stack(chips)) if chips else np.zeros((0, 128))
         return [{"ids": float(np.linalg.norm(a - b)), "ids_cos": cosine_distance(a, b)} for a, b in zip(found[0::2], found[1::2])]

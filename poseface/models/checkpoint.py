@@ -23,6 +23,7 @@ from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write
 from poseface.models.config import ModelConfig
 from poseface.models.restorer import PoseFaceNet
+from poseface.models.state_dict import load_exact
 
 FORMAT = "poseface"
 FORMAT_VERSION = 1
@@ -157,17 +158,8 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
         state = load_file(str(path))
     except Exception as exc:  # the header read, the tensors did not
         raise PoseFaceError(f"{path}: tensors not readable ({type(exc).__name__}); re-download or re-export it") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise PoseFaceError(f"{path}: weights do not match their own config ({detail}); the file is damaged or was edited")
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise PoseFaceError(f"{path}: {key} has shape {tuple(tensor.shape)}, config needs {tuple(expected[key].shape)}; the file is damaged")
+    load_exact(model, state, path, "PoseFaceNet", fix="the weights do not match their own config: the file is damaged or was edited")
     refuse_non_finite(state, path)
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     model.provenance = document.get("provenance", {})
     return model
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from poseface.faces.dlib_models import COMPONENTS
 from poseface.models.layers import ConvLayer, EqualLinear
 
 
@@ -109,9 +110,6 @@ class ComponentDiscriminator(nn.Module):
         f2 = self.conv5(self.conv4(f1))
         logits = self.final_conv(f2)
         return (logits, [f1, f2]) if return_features else logits
-
-
-COMPONENTS = ("left_eye", "right_eye", "mouth")
 
 
 def build_discriminators(config, component_channels: int = 64) -> tuple[GlobalDiscriminator, nn.ModuleDict]:

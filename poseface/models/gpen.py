@@ -12,6 +12,8 @@ channel multiplier from the full-resolution channels.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import re
 import warnings
@@ -24,38 +26,24 @@ from poseface.errors import PoseFaceError
 from poseface.models.config import ModelConfig
 from poseface.models.discriminator import GlobalDiscriminator
 from poseface.models.restorer import PoseFaceNet
+from poseface.models.state_dict import GPEN_WRAPPER_KEYS, read_state_dict
 
+logger = logging.getLogger("poseface.train")
+
+GPEN_PARTS = ("prior.", "encoder.convs.", "encoder.to_latent.")  # PoseFaceNet keys that GPEN's generator holds
 # GPEN channel-table entries that depend on the channel multiplier: res -> base (channels = base * cm * narrow)
 _CM_BASE = {64: 256, 128: 128, 256: 64, 512: 32, 1024: 16, 2048: 8}
-_WRAPPER_KEYS = ("g_ema", "g", "params_ema", "params", "state_dict", "model")
-
-
-def read_state_dict(path: str | os.PathLike, what: str) -> dict[str, torch.Tensor]:
-    """torch.load(weights_only=True) with one-line errors; unwraps GPEN's training checkpoints."""
-    path = Path(path)
-    if not path.is_file():
-        raise PoseFaceError(f"{path}: no such file ({what})")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, zip errors, truncated files: all mean "not a usable checkpoint"
-        raise PoseFaceError(
-            f"{path}: cannot read as a PyTorch checkpoint ({type(exc).__name__}); expected {what} saved with torch.save "
-            f"(a plain state dict of tensors); re-download it if the file is truncated"
-        ) from None
-    if isinstance(data, dict) and not any(isinstance(v, torch.Tensor) for v in data.values()):
-        for key in _WRAPPER_KEYS:
-            if isinstance(data.get(key), dict):
-                data = data[key]
-                break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise PoseFaceError(f"{path}: not a state dict of tensors; expected {what}")
-    return {k.removeprefix("module."): v for k, v in data.items()}
 
 
 def _shape(state: dict[str, torch.Tensor], key: str, path: Path, what: str) -> torch.Size:
     if key not in state:
         raise PoseFaceError(f"{path}: key {key!r} missing; this is not {what}")
     return state[key].shape
+
+
+def _channel_multiplier(size: int, full_channels: int, narrow: float) -> float:
+    """GPEN's channel multiplier from the channels at full resolution (2 where the table has no entry)."""
+    return float(full_channels / (_CM_BASE[size] * narrow)) if size in _CM_BASE else 2.0
 
 
 def infer_generator_config(state: dict[str, torch.Tensor], path: Path) -> ModelConfig:
@@ -67,10 +55,7 @@ def infer_generator_config(state: dict[str, torch.Tensor], path: Path) -> ModelC
     style_dim = _shape(state, "generator.style.1.weight", path, what)[0]
     n_mlp = len([k for k in state if re.fullmatch(r"generator\.style\.\d+\.weight", k)])
     narrow = _shape(state, "generator.input.input", path, what)[1] / 512
-    full_channels = _shape(state, "ecd0.0.0.weight", path, what)[0]
-    channel_multiplier = full_channels / (_CM_BASE[size] * narrow) if size in _CM_BASE else 2.0
-    if channel_multiplier == int(channel_multiplier):
-        channel_multiplier = float(int(channel_multiplier))
+    channel_multiplier = _channel_multiplier(size, _shape(state, "ecd0.0.0.weight", path, what)[0], narrow)
     return ModelConfig(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, narrow=narrow)
 
 
@@ -108,11 +93,18 @@ def _load_into(module: nn.Module, source: dict[str, tuple[str, torch.Tensor]], p
     return unused
 
 
+def _refuse_missing(needed: set[str], found: set[str], path: Path, part: str, what: str) -> None:
+    """One-line error if the file lacks any of the `needed` parameters."""
+    missing = sorted(needed - found)
+    if missing:
+        raise PoseFaceError(f"{path}: {len(missing)} {part} weights missing (first: {missing[0]}); expected {what}")
+
+
 def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]]:
     """PoseFaceNet computing GPEN's function, and the file keys that were not used (reported)."""
     path = Path(path)
     what = "a GPEN generator checkpoint (GPEN-BFR-512.pth)"
-    state = read_state_dict(path, what)
+    state = read_state_dict(path, what, unwrap=GPEN_WRAPPER_KEYS)
     config = infer_generator_config(state, path)
     model = PoseFaceNet(config)
     renamed: dict[str, tuple[str, torch.Tensor]] = {}
@@ -124,11 +116,25 @@ def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]
         else:
             renamed[new_key] = (key, tensor)
     unused += _load_into(model, renamed, path, what)
-    params_needed = {k for k, _ in model.named_parameters() if k.startswith(("prior.", "encoder.convs.", "encoder.to_latent."))}
-    missing = sorted(params_needed - set(renamed))
-    if missing:
-        raise PoseFaceError(f"{path}: {len(missing)} GPEN weights missing (first: {missing[0]}); expected {what}")
+    _refuse_missing({k for k, _ in model.named_parameters() if k.startswith(GPEN_PARTS)}, set(renamed), path, "GPEN", what)
     return model, unused
+
+
+def init_from_gpen(model: PoseFaceNet, path: str) -> None:
+    """Copy GPEN's encoder convs, latent layer and StyleGAN2 into `model` (shapes must agree)."""
+    gpen, _ = load_gpen_generator(path)
+    g, m = gpen.config, model.config
+    if (g.size, g.style_dim, g.n_mlp, g.channel_multiplier, g.narrow) != (m.size, m.style_dim, m.n_mlp, m.channel_multiplier, m.narrow):
+        raise PoseFaceError(
+            f"{path}: GPEN model is {g.size} px / style {g.style_dim} / cm {g.channel_multiplier:g} / narrow {g.narrow:g}, "
+            f"the config asks for {m.size} / {m.style_dim} / {m.channel_multiplier:g} / {m.narrow:g}; use the matching preset (paper-512 for GPEN-BFR-512)"
+        )
+    source = gpen.state_dict()
+    target = model.state_dict()
+    copied = {k: v for k, v in source.items() if k.startswith(GPEN_PARTS)}
+    target.update(copied)
+    model.load_state_dict(target)
+    logger.info("initialised encoder and prior from %s (%d tensors)", path, len(copied))
 
 
 def infer_discriminator_size(state: dict[str, torch.Tensor], path: Path) -> tuple[int, dict[int, int]]:
@@ -146,25 +152,19 @@ def infer_discriminator_size(state: dict[str, torch.Tensor], path: Path) -> tupl
 def load_gpen_discriminator(path: str | os.PathLike, stddev_group: int = 4) -> tuple[GlobalDiscriminator, list[str]]:
     path = Path(path)
     what = "a GPEN discriminator checkpoint (GPEN-BFR-512-D.pth)"
-    state = read_state_dict(path, what)
+    state = read_state_dict(path, what, unwrap=GPEN_WRAPPER_KEYS)
     size, channels = infer_discriminator_size(state, path)
     discriminator = GlobalDiscriminator(size, channels, stddev_group=stddev_group)
     unused = _load_into(discriminator, {k: (k, v) for k, v in state.items()}, path, what)
-    missing = sorted({k for k, _ in discriminator.named_parameters()} - set(state))
-    if missing:
-        raise PoseFaceError(f"{path}: {len(missing)} discriminator weights missing (first: {missing[0]}); expected {what}")
+    _refuse_missing({k for k, _ in discriminator.named_parameters()}, set(state), path, "discriminator", what)
     return discriminator, unused
 
 
 def discriminator_config_fields(discriminator: GlobalDiscriminator, config: ModelConfig) -> ModelConfig:
-    """Record the discriminator's channel table in the model config (GPEN's D may be wider than G)."""
-    size = discriminator.size
+    """`config` with the discriminator's channel table recorded (GPEN's D may be wider than G); a new config."""
     narrow = discriminator.final_conv[0].weight.shape[0] / 512
-    full = discriminator.convs[0][0].weight.shape[0]
-    cm = full / (_CM_BASE[size] * narrow) if size in _CM_BASE else 2.0
-    config.discriminator_narrow = narrow
-    config.discriminator_channel_multiplier = cm
-    return config
+    cm = _channel_multiplier(discriminator.size, discriminator.convs[0][0].weight.shape[0], narrow)
+    return dataclasses.replace(config, discriminator_narrow=narrow, discriminator_channel_multiplier=cm)
 
 
 def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os.PathLike | None = None, verbose: bool = True):
@@ -185,10 +185,5 @@ def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os
         raise PoseFaceError(
             f"{discriminator_path}: discriminator is for {discriminator.size} px faces but the generator is {model.config.size} px; pass the matching -D file"
         )
-    discriminator_config_fields(discriminator, model.config)
+    model.config = discriminator_config_fields(discriminator, model.config)
     return model, discriminator
-
-
-def is_gpen_state(state: dict[str, torch.Tensor]) -> bool:
-    return "generator.input.input" in state and any(k.startswith("ecd0.") for k in state)
-

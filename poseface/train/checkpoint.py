@@ -20,6 +20,7 @@ from torch import nn
 
 from poseface.errors import PoseFaceError
 from poseface.models.checkpoint import refuse_non_finite
+from poseface.models.state_dict import load_exact
 
 LATEST = "latest"
 
@@ -73,11 +74,7 @@ def load_module(module: nn.Module, path: Path) -> None:
     except Exception as exc:  # safetensors raises its own error types for short files and corrupt headers
         raise PoseFaceError(damaged(path, f"not a readable safetensors file ({type(exc).__name__})")) from None
     refuse_non_finite(state, path)
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise PoseFaceError(f"{path}: does not fit the configured architecture ({first}); resume with the config of that run") from None
+    load_exact(module, state, path, "configured", fix="resume with the config of that run")
 
 
 def write_checkpoint(out_dir: str | os.PathLike, step: int, modules: dict[str, nn.Module], state: dict[str, Any],

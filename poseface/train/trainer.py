@@ -35,7 +35,7 @@ from poseface.imageio import atomic_write
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
 from poseface.models.checkpoint import save_model
 from poseface.models.discriminator import build_discriminators, freeze_d
-from poseface.models.gpen import load_gpen_discriminator, load_gpen_generator
+from poseface.models.gpen import init_from_gpen, load_gpen_discriminator
 from poseface.models.restorer import PoseFaceNet
 from poseface.train import checkpoint as ckpt
 from poseface.train.config import ExperimentConfig
@@ -97,23 +97,6 @@ def init_from_weights(model: PoseFaceNet, path: str) -> None:
     except RuntimeError:
         raise PoseFaceError(f"{path}: its architecture differs from this config's model section; train with the model's own config") from None
     logger.info("initialised the restorer from %s", path)
-
-
-def init_from_gpen(model: PoseFaceNet, path: str) -> None:
-    """Copy GPEN's encoder convs, latent layer and StyleGAN2 into `model` (shapes must agree)."""
-    gpen, _ = load_gpen_generator(path)
-    g, m = gpen.config, model.config
-    if (g.size, g.style_dim, g.n_mlp, g.channel_multiplier, g.narrow) != (m.size, m.style_dim, m.n_mlp, m.channel_multiplier, m.narrow):
-        raise PoseFaceError(
-            f"{path}: GPEN model is {g.size} px / style {g.style_dim} / cm {g.channel_multiplier:g} / narrow {g.narrow:g}, "
-            f"the config asks for {m.size} / {m.style_dim} / {m.channel_multiplier:g} / {m.narrow:g}; use the matching preset (paper-512 for GPEN-BFR-512)"
-        )
-    source = gpen.state_dict()
-    target = model.state_dict()
-    copied = {k: v for k, v in source.items() if k.startswith(("prior.", "encoder.convs.", "encoder.to_latent."))}
-    target.update(copied)
-    model.load_state_dict(target)
-    logger.info("initialised encoder and prior from %s (%d tensors)", path, len(copied))
 
 
 def mean_metric(function, restored: np.ndarray, gt: np.ndarray) -> float:

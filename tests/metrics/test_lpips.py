@@ -87,11 +87,11 @@ def test_torchvision_checkpoint_loads_features_only(tmp_path):
 def test_wrong_checkpoint_is_a_one_line_error(tmp_path):
     path = tmp_path / "vgg.pth"
     torch.save(AlexNetFeatures().state_dict(), path)
-    with pytest.raises(PoseFaceError, match="not a torchvision"):
+    with pytest.raises(PoseFaceError, match="does not fit the torchvision VGG16 layout"):
         load_torchvision_features(VGG16Features(), path)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(PoseFaceError, match="not a readable torch checkpoint"):
+    with pytest.raises(PoseFaceError, match="garbage.pth: cannot read as a PyTorch checkpoint"):
         load_torchvision_features(VGG16Features(), garbage)
 
 

@@ -84,3 +84,14 @@ def test_cli_convert_writes_our_format_and_keeps_outputs(gpen_parity_dir, tmp_pa
     assert main(args) == 2  # refuses to overwrite
     err = capsys.readouterr().err
     assert "already exists" in err and "Traceback" not in err
+
+
+def test_discriminator_config_fields_returns_a_new_config(gpen_parity_dir):
+    from poseface.models.gpen import discriminator_config_fields, load_gpen_discriminator
+
+    model = convert_gpen(gpen_parity_dir / "generator.pth")
+    discriminator, _ = load_gpen_discriminator(gpen_parity_dir / "discriminator.pth")
+    before = model.config.discriminator_narrow
+    config = discriminator_config_fields(discriminator, model.config)
+    assert config is not model.config and model.config.discriminator_narrow == before
+    assert config.discriminator_channels()[config.size] == discriminator.convs[0][0].weight.shape[0]
