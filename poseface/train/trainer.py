@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
-import signal
-import threading
 import time
 import warnings
 from contextlib import nullcontext
@@ -30,7 +28,7 @@ from poseface.data.curate import load_keep_list
 from poseface.data.dataset import FaceDataset, worker_init
 from poseface.errors import PoseFaceError
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
-from poseface.models.discriminator import build_discriminators, freeze_d
+from poseface.models.discriminator import GlobalDiscriminator, build_discriminators, freeze_d
 from poseface.models.gpen import load_gpen_discriminator, load_gpen_generator
 from poseface.models.restorer import PoseFaceNet
 from poseface.train import checkpoint as ckpt
@@ -38,6 +36,7 @@ from poseface.train import runlog
 from poseface.train.config import ExperimentConfig
 from poseface.train.distributed import Process, all_reduce_flag, average_gradients, barrier, broadcast_module
 from poseface.train.ema import EMA
+from poseface.train.interrupt import DeferredInterrupt
 from poseface.train.optim import build_optimizer, build_scheduler, resume_schedule
 from poseface.train.sampler import EpochIndexed, StepBatches
 from poseface.train.validation import Images, val_batch, validate
@@ -46,26 +45,28 @@ from poseface.train.visual import plot_curves, write_grid
 logger = logging.getLogger("poseface.train")
 
 
-class DeferredInterrupt:
-    """The first Ctrl-C only asks the run to stop after the current step (and its checkpoint); a second one
-    interrupts at once, without a checkpoint. A no-op outside the main thread (signals cannot be set there)."""
+def build_restorer(cfg: ExperimentConfig, device: torch.device) -> PoseFaceNet:
+    """The network to train, on `device`: fresh (seeded), or from GPEN (train.init_gpen) / trained weights (train.init_weights)."""
+    model = PoseFaceNet(cfg.model).to(device)
+    if cfg.train.init_gpen:
+        init_from_gpen(model, cfg.train.init_gpen)
+    if cfg.train.init_weights:
+        init_from_weights(model, cfg.train.init_weights)
+    return model
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
 
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("Ctrl-C: stopping after this step (press again to stop at once, without a checkpoint)")
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+def build_trained_discriminators(cfg: ExperimentConfig, device: torch.device) -> tuple[GlobalDiscriminator, nn.ModuleDict]:
+    """The global discriminator (GPEN's with train.init_gpen_d) and the component ones, on `device`."""
+    d_global, d_locals = build_discriminators(cfg.model, cfg.train.local_d_channels)
+    path = cfg.train.init_gpen_d
+    if path:
+        gpen_d, _ = load_gpen_discriminator(path, cfg.model.stddev_group)
+        try:
+            d_global.load_state_dict(gpen_d.state_dict())
+        except RuntimeError:
+            raise PoseFaceError(f"{path}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
+                                f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
+    return d_global.to(device), d_locals.to(device)
 
 
 def init_from_weights(model: PoseFaceNet, path: str) -> None:
@@ -110,21 +111,8 @@ class Trainer:
             raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
         torch.manual_seed(t.seed)
 
-        self.model = PoseFaceNet(cfg.model).to(self.device)
-        if t.init_gpen:
-            init_from_gpen(self.model, t.init_gpen)
-        if t.init_weights:
-            init_from_weights(self.model, t.init_weights)
-        self.d_global, self.d_locals = build_discriminators(cfg.model, t.local_d_channels)
-        if t.init_gpen_d:
-            gpen_d, _ = load_gpen_discriminator(t.init_gpen_d, cfg.model.stddev_group)
-            try:
-                self.d_global.load_state_dict(gpen_d.state_dict())
-            except RuntimeError:
-                raise PoseFaceError(f"{t.init_gpen_d}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
-                                    f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
-        self.d_global.to(self.device)
-        self.d_locals.to(self.device)
+        self.model = build_restorer(cfg, self.device)
+        self.d_global, self.d_locals = build_trained_discriminators(cfg, self.device)
         self.frozen_d = freeze_d(self.d_global, t.freeze_d_layers)
 
         self.train_set = dataset if dataset is not None else self._dataset("train")
