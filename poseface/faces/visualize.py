@@ -1,12 +1,9 @@
 """A picture of what the pipeline did to one photo: detection and landmarks, the aligned crop on
-the template, the paste mask, and where the mask lands in the photo (docs/images/faces_pipeline.png).
-
-    python -m poseface.faces.visualize PHOTO OUT.png [--size 512]
-"""
+the template, the paste mask, and where the mask lands in the photo (`pipeline_figure`; rebuilt for
+docs/images/faces_pipeline.png by tools/figure_faces_pipeline.py); the numbered face boxes of
+`--draw-boxes` (`draw_boxes`)."""
 
 from __future__ import annotations
-
-import argparse
 
 import cv2
 import numpy as np
@@ -102,36 +99,3 @@ def pipeline_figure(image: np.ndarray, result: Result, template: np.ndarray, mas
     for panel in panels[1:]:
         row += [gap, panel]
     return np.concatenate(row, axis=1)
-
-
-def main(argv: list[str] | None = None) -> None:
-    import torch
-
-    from poseface.faces.restorer import Restorer
-    from poseface.imageio import read_rgb, write_image
-    from poseface.models.config import ModelConfig
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("photo")
-    parser.add_argument("output")
-    parser.add_argument("--size", type=int, default=512, help="model face size (the FFHQ template is scaled to it)")
-    args = parser.parse_args(argv)
-
-    class Identity(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.config = ModelConfig(size=args.size)
-
-        def forward(self, x):
-            return x
-
-    image = read_rgb(args.photo)
-    restorer = Restorer(model=Identity(), device="cpu")
-    result = restorer.restore_image(image)
-    if not result.faces:
-        raise SystemExit(f"{args.photo}: no face found")
-    write_image(args.output, pipeline_figure(image, result, restorer.template, restorer.mask))
-
-
-if __name__ == "__main__":
-    main()

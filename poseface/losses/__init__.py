@@ -20,7 +20,6 @@ from poseface.losses.arcface import (
 )
 from poseface.losses.config import LossConfig
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, finite_or_none, nonfinite_terms
-from poseface.losses.preview import component_preview
 from poseface.losses.pixel import area_downsample, l1_loss, pyramid_l1
 from poseface.losses.roi import COMPONENTS, component_crop_sizes, crop_components, roi_crop
 from poseface.losses.vgg import FeatureMatchingLoss, VGG19Features, load_vgg19_features
@@ -38,7 +37,6 @@ __all__ = [
     "VGG19Features",
     "area_downsample",
     "component_crop_sizes",
-    "component_preview",
     "crop_components",
     "discriminator_adversarial_loss",
     "finite_or_none",

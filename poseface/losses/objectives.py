@@ -5,7 +5,8 @@
           + lambda_FM * sum_i w_i * d(psi_i(X'), psi_i(X)) + lambda_FP * |phi(X') - phi(X)|_1
 
 Both objectives return `(total, terms)`: `total` is the weighted sum to back-propagate, `terms`
-maps names to the UNWEIGHTED detached values of each term (plus "total") for logging.
+maps names to the UNWEIGHTED detached values of each term for logging, under their final names: the
+generator's plus "total", the discriminators' all prefixed "d_" (`is_discriminator_term`), "d_total" included.
 The generator loss back-propagates through the discriminators into their parameters too: freeze
 them (`requires_grad_(False)`) during the generator step, as StyleGAN2 trainers do.
 """
@@ -34,6 +35,18 @@ from poseface.losses.dlib_resnet import DlibFeatures, DlibIdentityEncoder, load_
 from poseface.losses.pixel import l1_loss, pyramid_l1
 from poseface.losses.roi import component_crop_sizes
 from poseface.losses.vgg import FeatureMatchingLoss, VGG19Features, load_vgg19_features
+
+
+DISCRIMINATOR_PREFIX = "d_"
+
+
+def discriminator_term(name: str) -> str:
+    """The name a discriminator term is returned and logged under: "r1_mouth" -> "d_r1_mouth"."""
+    return DISCRIMINATOR_PREFIX + name
+
+
+def is_discriminator_term(name: str) -> bool:
+    return name.startswith(DISCRIMINATOR_PREFIX)
 
 
 def crop_sizes_for(cfg: LossConfig, image_size: int) -> dict[str, int]:
@@ -128,6 +141,7 @@ class DiscriminatorLoss(nn.Module):
     The discriminator losses are not multiplied by lambda_g / lambda_l (those weight the generator's
     objective; each discriminator has its own optimiser). A discriminator whose generator weight is 0
     is not trained. R1 runs on steps where `step % r1_every == 0` with weight gamma/2 * r1_every.
+    Its terms: d_global, d_real_score, d_r1, d_<component>, d_r1_<component>, d_total.
     """
 
     def __init__(self, cfg: LossConfig | None = None):
@@ -156,11 +170,11 @@ class DiscriminatorLoss(nn.Module):
             real_logits = logits_of(d_global, real)
             loss = discriminator_adversarial_loss(real_logits, logits_of(d_global, fake))
             terms["d_global"] = loss.detach()
-            terms["real_score"] = real_logits.detach().mean()
+            terms["d_real_score"] = real_logits.detach().mean()
             parts.append(loss)
             if with_r1:
                 r1 = r1_penalty(real_logits, real)
-                terms["r1"] = r1.detach()
+                terms["d_r1"] = r1.detach()
                 parts.append(lazy_r1_weight(cfg.r1_gamma, cfg.r1_every) * r1)
         if cfg.local_adv > 0:
             if boxes is None or not d_locals:
@@ -172,10 +186,10 @@ class DiscriminatorLoss(nn.Module):
                 r1_weight=lazy_r1_weight(cfg.local_r1_gamma, cfg.r1_every) if local_r1 else 0.0,
             )
             for name, value in per_component.items():
-                terms[f"d_{name}"] = value.detach()
+                terms[discriminator_term(name)] = value.detach()
                 parts.append(value)
         total = torch.stack(parts).sum() if parts else restored.new_zeros(())
-        terms["total"] = total.detach()
+        terms["d_total"] = total.detach()
         return total, terms
 
 

@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from poseface.errors import PoseFaceError
-from poseface.models.checkpoint import refuse_non_finite
+from poseface.models.checkpoint import refuse_non_finite, save_model
 from poseface.models.state_dict import load_exact
 
 LATEST = "latest"
@@ -126,3 +127,69 @@ def read_state(folder: Path) -> dict[str, Any]:
         return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:
         raise PoseFaceError(damaged(folder / "state.pt", f"unreadable training state ({type(exc).__name__})")) from None
+
+
+# ---------------------------------------------------------------- a run's checkpoint: its modules and training state
+def refuse_non_finite_weights(modules: Mapping[str, nn.Module], out_dir: str | os.PathLike, step: int) -> None:
+    """No checkpoint of weights that are NaN or infinite: the error names the module and the way back."""
+    for name, module in modules.items():
+        if not all(torch.isfinite(p).all() for p in module.parameters()):
+            raise PoseFaceError(f"{out_dir}: {name} weights are not finite at step {step}; not saving; resume from the last good checkpoint")
+
+
+def training_state(step: int, skipped_steps: int, optimizers: Mapping[str, torch.optim.Optimizer],
+                   schedulers: Mapping[str, torch.optim.lr_scheduler.LRScheduler], scalers: Mapping[str, torch.amp.GradScaler],
+                   config_yaml: str, device: torch.device) -> dict[str, Any]:
+    """What state.pt holds besides the weights: step counts, optimiser / scheduler / loss-scaler states, RNGs, the config."""
+    state = {
+        "step": step,
+        "skipped_steps": skipped_steps,
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+        "scalers": {name: s.state_dict() for name, s in scalers.items()},
+        "torch_rng": torch.get_rng_state(),
+        "config_yaml": config_yaml,
+    }
+    if torch.cuda.is_available() and device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def save_run(out_dir: Path, step: int, modules: Mapping[str, nn.Module], state: dict[str, Any], model: nn.Module,
+             provenance: dict[str, Any], keep: int) -> Path:
+    """The checkpoint of `step` (modules, state and the restorer `model` with its config) and `out_dir`/model.safetensors."""
+
+    def write_model(folder: Path) -> None:
+        save_model(model, folder / "model.safetensors", provenance)
+
+    folder = write_checkpoint(out_dir, step, dict(modules), state, write_model, keep)
+    try:
+        save_model(model, out_dir / "model.safetensors", provenance)
+    except OSError as exc:
+        raise PoseFaceError(unwritable(out_dir / "model.safetensors", exc, out_dir)) from None
+    return folder
+
+
+def load_modules(folder: Path, modules: Mapping[str, nn.Module]) -> None:
+    for name, module in modules.items():
+        load_module(module, folder / f"{name}.safetensors")
+
+
+def load_optimizers(folder: Path, state: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+    for name, optimizer in optimizers.items():
+        if name not in state["optimizers"]:
+            raise PoseFaceError(f"{folder}: no state for optimizer {name!r}; the config's losses changed since this run started")
+        optimizer.load_state_dict(state["optimizers"][name])
+
+
+def load_scalers(state: Mapping[str, Any], scalers: Mapping[str, torch.amp.GradScaler]) -> None:
+    """Loss scalers saved with the run (older checkpoints have none: the scalers start afresh)."""
+    for name, scaler in scalers.items():
+        if name in state.get("scalers", {}):
+            scaler.load_state_dict(state["scalers"][name])
+
+
+def load_rng(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)

@@ -8,13 +8,9 @@ Per step: (1) the generator (codec + prior) minimises lambda_g L_adv-g + lambda_
 
 from __future__ import annotations
 
-import collections
-import csv
 import dataclasses
 import errno
 import logging
-import signal
-import threading
 import time
 import warnings
 from contextlib import nullcontext
@@ -31,59 +27,46 @@ from poseface.config import to_dict
 from poseface.data.curate import load_keep_list
 from poseface.data.dataset import FaceDataset, worker_init
 from poseface.errors import PoseFaceError
-from poseface.imageio import atomic_write
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
-from poseface.models.checkpoint import save_model
-from poseface.models.discriminator import build_discriminators, freeze_d
+from poseface.models.discriminator import GlobalDiscriminator, build_discriminators, freeze_d
 from poseface.models.gpen import init_from_gpen, load_gpen_discriminator
 from poseface.models.restorer import PoseFaceNet
 from poseface.train import checkpoint as ckpt
+from poseface.train import runlog
 from poseface.train.config import ExperimentConfig
 from poseface.train.distributed import Process, all_reduce_flag, average_gradients, barrier, broadcast_module
 from poseface.train.ema import EMA
+from poseface.train.interrupt import DeferredInterrupt
+from poseface.train.optim import build_optimizer, build_scheduler, resume_schedule
 from poseface.train.sampler import EpochIndexed, StepBatches
-from poseface.train.visual import plot_curves, to_uint8, write_grid
+from poseface.train.validation import Images, val_batch, validate
+from poseface.train.visual import plot_curves, write_grid
 
 logger = logging.getLogger("poseface.train")
 
 
-def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]) -> torch.optim.Adam | None:
-    param_groups = [{"params": params, "lr": lr, "name": name} for name, params, lr in groups if params]
-    return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
+def build_restorer(cfg: ExperimentConfig, device: torch.device) -> PoseFaceNet:
+    """The network to train, on `device`: fresh (seeded), or from GPEN (train.init_gpen) / trained weights (train.init_weights)."""
+    model = PoseFaceNet(cfg.model).to(device)
+    if cfg.train.init_gpen:
+        init_from_gpen(model, cfg.train.init_gpen)
+    if cfg.train.init_weights:
+        init_from_weights(model, cfg.train.init_weights)
+    return model
 
 
-def rewrite_csv(path: Path, fieldnames: list[str], rows: list[dict[str, str]]) -> None:
-    """Write a whole CSV log atomically (header + rows; missing fields left empty)."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
-
-
-class DeferredInterrupt:
-    """The first Ctrl-C only asks the run to stop after the current step (and its checkpoint); a second one
-    interrupts at once, without a checkpoint. A no-op outside the main thread (signals cannot be set there)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning("Ctrl-C: stopping after this step (press again to stop at once, without a checkpoint)")
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+def build_trained_discriminators(cfg: ExperimentConfig, device: torch.device) -> tuple[GlobalDiscriminator, nn.ModuleDict]:
+    """The global discriminator (GPEN's with train.init_gpen_d) and the component ones, on `device`."""
+    d_global, d_locals = build_discriminators(cfg.model, cfg.train.local_d_channels)
+    path = cfg.train.init_gpen_d
+    if path:
+        gpen_d, _ = load_gpen_discriminator(path, cfg.model.stddev_group)
+        try:
+            d_global.load_state_dict(gpen_d.state_dict())
+        except RuntimeError:
+            raise PoseFaceError(f"{path}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
+                                f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
+    return d_global.to(device), d_locals.to(device)
 
 
 def init_from_weights(model: PoseFaceNet, path: str) -> None:
@@ -99,8 +82,6 @@ def init_from_weights(model: PoseFaceNet, path: str) -> None:
     logger.info("initialised the restorer from %s", path)
 
 
-def mean_metric(function, restored: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.mean(function(restored, gt)))
 
 
 class Trainer:
@@ -115,21 +96,8 @@ class Trainer:
             raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
         torch.manual_seed(t.seed)
 
-        self.model = PoseFaceNet(cfg.model).to(self.device)
-        if t.init_gpen:
-            init_from_gpen(self.model, t.init_gpen)
-        if t.init_weights:
-            init_from_weights(self.model, t.init_weights)
-        self.d_global, self.d_locals = build_discriminators(cfg.model, t.local_d_channels)
-        if t.init_gpen_d:
-            gpen_d, _ = load_gpen_discriminator(t.init_gpen_d, cfg.model.stddev_group)
-            try:
-                self.d_global.load_state_dict(gpen_d.state_dict())
-            except RuntimeError:
-                raise PoseFaceError(f"{t.init_gpen_d}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
-                                    f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
-        self.d_global.to(self.device)
-        self.d_locals.to(self.device)
+        self.model = build_restorer(cfg, self.device)
+        self.d_global, self.d_locals = build_trained_discriminators(cfg, self.device)
         self.frozen_d = freeze_d(self.d_global, t.freeze_d_layers)
 
         self.train_set = dataset if dataset is not None else self._dataset("train")
@@ -154,8 +122,7 @@ class Trainer:
         self.opt_d = build_optimizer([("global_d", self.d_global_params if self.use_global_d else [], t.lr_global_d)], t.betas)
         self.opt_local = build_optimizer([("local_d", self.d_local_params if self.use_local_d else [], t.lr_local_d)], t.betas)
         self.optimizers = {name: opt for name, opt in (("g", self.opt_g), ("d", self.opt_d), ("local", self.opt_local)) if opt}
-        self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(t.lr_milestones), t.lr_gamma)
-                           for name, opt in self.optimizers.items()}
+        self.schedulers = {name: build_scheduler(opt, t) for name, opt in self.optimizers.items()}
         amp_fp16 = t.amp == "fp16"
         # one loss scaler for the generator, one shared by the discriminators (fp16 only)
         self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=amp_fp16) for name in ("g", "d")}
@@ -166,11 +133,12 @@ class Trainer:
         self.step = 0
         self.bad_steps = 0
         self.skipped_steps = 0
+        self.last_images: Images | None = None  # of the last validation, for the image grids
         if resume:
             self._resume()
         elif ckpt.latest_checkpoint(self.out_dir) is not None:
             raise PoseFaceError(f"{self.out_dir}: already holds checkpoints; pass --resume to continue that run or choose another train.out_dir")
-        self.val_batch = self._val_batch()
+        self.val_batch = val_batch(self.val_set, cfg.data.val_images)
 
     # ------------------------------------------------------------------ data
     def _set_face_template(self) -> None:
@@ -204,12 +172,6 @@ class Trainer:
         return FaceDataset(d.source, self.cfg.model.size, d.degradation, landmarks=d.landmarks, seed=self.cfg.train.seed,
                            split=split, val_fraction=d.val_fraction, landmark_methods=d.landmark_methods,
                            keep_names=keep, degradation_mix=d.degradation_mix if split == "train" else None)
-
-    def _val_batch(self) -> dict[str, torch.Tensor]:
-        count = min(self.cfg.data.val_images, len(self.val_set))
-        self.val_set.set_epoch(0)
-        items = [self.val_set[i] for i in range(count)]
-        return {key: torch.stack([item[key] for item in items]) for key in ("lq", "gt")}
 
     def loader(self) -> DataLoader:
         sampler = StepBatches(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step,
@@ -294,7 +256,7 @@ class Trainer:
         terms = {name: float(value) for name, value in g_terms.items()}
         if train_d:
             self._apply("d", [opt for opt in (self.opt_d, self.opt_local) if opt], d_total)
-            terms.update({f"d_{k.removeprefix('d_')}" if k != "total" else "d_total": float(v) for k, v in d_terms.items()})
+            terms.update({name: float(value) for name, value in d_terms.items()})
         with warnings.catch_warnings():
             # before the discriminators start, their schedules advance without optimiser steps
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
@@ -307,59 +269,31 @@ class Trainer:
     def eval_model(self) -> PoseFaceNet:
         return self.ema.model if self.ema is not None else self.model
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from poseface.metrics.psnr_ssim import psnr, ssim
+        return self._validate()[0]
 
-        model = self.eval_model()
-        was_training = model.training
-        model.eval()
-        lq, gt = self.val_batch["lq"].to(self.device), self.val_batch["gt"].to(self.device)
-        outputs = []
-        with self.autocast():
-            for start in range(0, len(lq), 8):
-                outputs.append(model(lq[start: start + 8]).float())
-        restored = torch.cat(outputs)
-        model.train(was_training)
-        restored_u8, lq_u8, gt_u8 = to_uint8(restored), to_uint8(lq), to_uint8(gt)
-        self._last_val = (lq, restored, gt)
-        return {"psnr": mean_metric(psnr, restored_u8, gt_u8), "ssim": mean_metric(ssim, restored_u8, gt_u8),
-                "psnr_input": mean_metric(psnr, lq_u8, gt_u8), "ssim_input": mean_metric(ssim, lq_u8, gt_u8)}
+    def _validate(self) -> tuple[dict[str, float], Images]:
+        metrics, self.last_images = validate(self.eval_model(), self.val_batch, self.device, self.autocast)
+        return metrics, self.last_images
 
-    def _state(self) -> dict[str, Any]:
-        state = {
-            "step": self.step,
-            "skipped_steps": self.skipped_steps,
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
-            "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
-            "torch_rng": torch.get_rng_state(),
-            "config_yaml": yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
-        }
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        return state
+    def _config_yaml(self) -> str:
+        return yaml.safe_dump(to_dict(self.cfg), sort_keys=False)
+
+    def _modules(self) -> dict[str, nn.Module]:
+        """What a checkpoint holds as <name>.safetensors."""
+        modules: dict[str, nn.Module] = {"generator": self.model, "d_global": self.d_global, "d_locals": self.d_locals}
+        if self.ema is not None:
+            modules["generator_ema"] = self.ema.model
+        return modules
 
     def save_checkpoint(self) -> Path | None:
         if not self.process.is_main:
             return None
-        for name, module in (("model", self.model), ("d_global", self.d_global)):
-            if not all(torch.isfinite(p).all() for p in module.parameters()):
-                raise PoseFaceError(f"{self.out_dir}: {name} weights are not finite at step {self.step}; not saving; resume from the last good checkpoint")
-        modules: dict[str, nn.Module] = {"generator": self.model, "d_global": self.d_global, "d_locals": self.d_locals}
-        if self.ema is not None:
-            modules["generator_ema"] = self.ema.model
+        ckpt.refuse_non_finite_weights({"model": self.model, "d_global": self.d_global}, self.out_dir, self.step)
+        state = ckpt.training_state(self.step, self.skipped_steps, self.optimizers, self.schedulers, self.scalers,
+                                    self._config_yaml(), self.device)
         provenance = {"step": self.step, "data": self.cfg.data.source, "seed": self.cfg.train.seed, "trainer": "poseface train"}
-
-        def write_model(folder: Path) -> None:
-            save_model(self.eval_model(), folder / "model.safetensors", provenance)
-
-        folder = ckpt.write_checkpoint(self.out_dir, self.step, modules, self._state(), write_model, self.cfg.train.keep_checkpoints)
-        try:
-            save_model(self.eval_model(), self.out_dir / "model.safetensors", provenance)
-        except OSError as exc:
-            raise PoseFaceError(ckpt.unwritable(self.out_dir / "model.safetensors", exc, self.out_dir)) from None
-        return folder
+        return ckpt.save_run(self.out_dir, self.step, self._modules(), state, self.eval_model(), provenance, self.cfg.train.keep_checkpoints)
 
     def _output_write_error(self, exc: OSError) -> PoseFaceError | None:
         """A full disk or a read-only output folder while writing logs, images or plots: the one-line error
@@ -376,83 +310,64 @@ class Trainer:
         if folder is None:
             raise PoseFaceError(f"{self.out_dir}: no checkpoint to resume from; start without --resume")
         state = ckpt.read_state(folder)
-        ckpt.load_module(self.model, folder / "generator.safetensors")
-        ckpt.load_module(self.d_global, folder / "d_global.safetensors")
-        ckpt.load_module(self.d_locals, folder / "d_locals.safetensors")
-        if self.ema is not None:
-            ckpt.load_module(self.ema.model, folder / "generator_ema.safetensors")
-        for name, optimizer in self.optimizers.items():
-            if name not in state["optimizers"]:
-                raise PoseFaceError(f"{folder}: no state for optimizer {name!r}; the config's losses changed since this run started")
-            optimizer.load_state_dict(state["optimizers"][name])
+        ckpt.load_modules(folder, self._modules())
+        ckpt.load_optimizers(folder, state, self.optimizers)
         for name, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(state["schedulers"][name])
-            self._follow_config_schedule(scheduler)
-        for name, scaler in self.scalers.items():
-            if name in state.get("scalers", {}):
-                scaler.load_state_dict(state["scalers"][name])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            resume_schedule(scheduler, state["schedulers"][name], self.cfg.train)
+        ckpt.load_scalers(state, self.scalers)
+        ckpt.load_rng(state, self.device)
         self.step = int(state["step"])
         self.skipped_steps = int(state.get("skipped_steps", 0))
         logger.info("resumed from %s at step %d", folder, self.step)
-        for name in ("train_log.csv", "val_log.csv"):
-            self._truncate_log(name, self.step)
-
-    def _truncate_log(self, name: str, step: int) -> None:
-        """Drop the rows a killed run logged after its last checkpoint: they are logged again on resume."""
-        path = self.out_dir / name
-        if not path.is_file():
-            return
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            fieldnames, rows = list(reader.fieldnames or []), list(reader)
-        kept = [row for row in rows if int(float(row["step"])) <= step]
-        if len(kept) == len(rows):
-            return
-        rewrite_csv(path, fieldnames, kept)
-        logger.info("%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)", path, len(rows) - len(kept), step)
-
-    def _follow_config_schedule(self, scheduler: torch.optim.lr_scheduler.MultiStepLR) -> None:
-        """After a resume the config's rates, milestones and gamma hold (the saved optimiser and scheduler
-        would keep the old ones): each group's rate becomes lr_<group> * gamma ** (milestones passed), so a
-        run can be resumed with lower rates or a new piece-wise schedule, including milestones behind it."""
-        t = self.cfg.train
-        scheduler.milestones = collections.Counter(t.lr_milestones)
-        scheduler.gamma = t.lr_gamma
-        passed = sum(1 for milestone in t.lr_milestones if milestone <= scheduler.last_epoch)
-        for group in scheduler.optimizer.param_groups:
-            configured = getattr(t, f"lr_{group['name']}")  # `--resume --set train.lr_prior=...` applies
-            if configured != group["initial_lr"]:
-                logger.info("resume: lr_%s %g -> %g (from the config)", group["name"], group["initial_lr"], configured)
-                group["initial_lr"] = configured
-            group["lr"] = group["initial_lr"] * t.lr_gamma**passed
-        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+        for name in runlog.LOGS:
+            runlog.truncate_to_step(self.out_dir / name, self.step)
 
     # ------------------------------------------------------------------ the run
     def _log_csv(self, name: str, row: dict[str, float]) -> None:
-        """Append a row. A term that appears later (R1, the adversarial terms after `adversarial_start`)
-        widens the header: the file is rewritten once with the new column, earlier rows left empty there."""
-        path = self.out_dir / name
-        rows: list[dict[str, str]] = []
-        fieldnames: list[str] = []
-        if path.is_file():
-            with open(path, newline="") as handle:
-                fieldnames = next(csv.reader(handle), [])
-        new = [key for key in row if key not in fieldnames]
-        if new and fieldnames:
-            with open(path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            fieldnames += new
-            rewrite_csv(path, fieldnames, rows)
-        elif new:
-            fieldnames = new
-        with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="", extrasaction="ignore")
-            if handle.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
+        runlog.append_row(self.out_dir / name, row)
+
+    def _add_scalars(self, writer: Any, section: str, values: dict[str, float]) -> None:
+        if writer is not None:
+            for key, value in values.items():
+                writer.add_scalar(f"{section}/{key}", value, self.step)
+
+    def _open_tensorboard(self) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            return SummaryWriter(str(self.out_dir / "tensorboard"))
+        except ImportError:
+            logger.warning("tensorboard is not installed: scalars go to train_log.csv only")
+            return None
+
+    def _progress_bar(self, end: int) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=end, initial=self.step, desc="train", dynamic_ncols=True)
+
+    def _log_train(self, running: dict[str, list[float]], seconds_per_step: float, writer: Any, bar: Any) -> None:
+        """The means of the terms since the last row: a row of train_log.csv, TensorBoard scalars, the bar's postfix."""
+        means = {k: float(np.mean(v)) for k, v in running.items()}
+        row = {"step": self.step, "seconds": seconds_per_step, "lr_codec": self.opt_g.param_groups[0]["lr"], **means}
+        self._log_csv(runlog.TRAIN_LOG, row)
+        self._add_scalars(writer, "train", means)
+        if bar is not None:
+            bar.set_postfix({k: f"{means[k]:.3g}" for k in ("total", "l1", "d_total") if k in means} | {"s/it": f"{seconds_per_step:.2f}"})
+
+    def _log_validation(self, writer: Any) -> dict[str, float]:
+        """Validate: a row of val_log.csv, TensorBoard scalars, curves.png redrawn."""
+        metrics = self.validate()
+        self._log_csv(runlog.VAL_LOG, {"step": self.step, **metrics})
+        self._add_scalars(writer, "val", metrics)
+        plot_curves(self.out_dir)
+        return metrics
+
+    def _write_images(self, validated: bool) -> None:
+        """The degraded | restored | clean grid of this step (validating first unless this run has validated)."""
+        images = self.last_images if validated else None
+        if images is None:
+            _, images = self._validate()
+        write_grid(self.out_dir / "images" / f"step-{self.step:08d}.png", *images, f"step {self.step}")
 
     def fit(self, max_steps: int | None = None, progress: bool = True) -> dict[str, float]:
         """Train until `train.iterations` (or `max_steps` more steps); returns the last validation."""
@@ -461,20 +376,9 @@ class Trainer:
         end = t.iterations if max_steps is None else min(t.iterations, self.step + max_steps)
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
-        writer = None
-        if main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                writer = SummaryWriter(str(self.out_dir / "tensorboard"))
-            except ImportError:
-                logger.warning("tensorboard is not installed: scalars go to train_log.csv only")
-        bar = None
-        if main and progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=end, initial=self.step, desc="train", dynamic_ncols=True)
+            (self.out_dir / "config.yaml").write_text(self._config_yaml())
+        writer = self._open_tensorboard() if main else None
+        bar = self._progress_bar(end) if main and progress else None
         self.model.train()
         last_val: dict[str, float] = {}
         running: dict[str, list[float]] = {}
@@ -488,34 +392,17 @@ class Trainer:
                 terms = self.train_step(batch)
                 self.step += 1
                 steps_done += 1
-                if terms is not None:
-                    for key, value in terms.items():
-                        running.setdefault(key, []).append(value)
+                for key, value in (terms or {}).items():
+                    running.setdefault(key, []).append(value)
                 if bar is not None:
                     bar.update(1)
                 if main and self.step % t.log_every == 0 and running:
-                    means = {k: float(np.mean(v)) for k, v in running.items()}
+                    self._log_train(running, (time.perf_counter() - started) / max(1, steps_done), writer, bar)
                     running = {}
-                    seconds_per_step = (time.perf_counter() - started) / max(1, steps_done)
-                    row = {"step": self.step, "seconds": seconds_per_step, "lr_codec": self.opt_g.param_groups[0]["lr"], **means}
-                    self._log_csv("train_log.csv", row)
-                    if writer is not None:
-                        for key, value in means.items():
-                            writer.add_scalar(f"train/{key}", value, self.step)
-                    if bar is not None:
-                        bar.set_postfix({k: f"{means[k]:.3g}" for k in ("total", "l1", "d_total") if k in means} | {"s/it": f"{seconds_per_step:.2f}"})
                 if main and (self.step % t.val_every == 0 or self.step == end):
-                    last_val = self.validate()
-                    self._log_csv("val_log.csv", {"step": self.step, **last_val})
-                    if writer is not None:
-                        for key, value in last_val.items():
-                            writer.add_scalar(f"val/{key}", value, self.step)
-                    plot_curves(self.out_dir)
+                    last_val = self._log_validation(writer)
                 if main and (self.step % t.image_every == 0 or self.step == end):
-                    if not last_val or getattr(self, "_last_val", None) is None:
-                        self.validate()
-                    lq, restored, gt = self._last_val
-                    write_grid(self.out_dir / "images" / f"step-{self.step:08d}.png", lq, restored, gt, f"step {self.step}")
+                    self._write_images(validated=bool(last_val))
                 checkpointed = self.step % t.checkpoint_every == 0 or self.step == end
                 if checkpointed:
                     self.save_checkpoint()
@@ -537,4 +424,3 @@ class Trainer:
             if writer is not None:
                 writer.close()
         return last_val
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,8 @@ import torch
 from poseface.data.visualize import contact_sheet
 from poseface.errors import PoseFaceError
 from poseface.imageio import write_image
+from poseface.losses.objectives import is_discriminator_term
+from poseface.train.runlog import TRAIN_LOG, VAL_LOG, read_csv
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -27,20 +28,6 @@ def write_grid(path: Path, lq: torch.Tensor, restored: torch.Tensor, gt: torch.T
     return write_image(path, sheet)
 
 
-def read_csv(path: Path) -> dict[str, list[float]]:
-    if not path.is_file():
-        return {}
-    columns: dict[str, list[float]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            for key, value in row.items():
-                try:
-                    columns.setdefault(key, []).append(float(value))
-                except (TypeError, ValueError):
-                    columns.setdefault(key, []).append(float("nan"))
-    return columns
-
-
 def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
     """Training losses (smoothed) and validation PSNR/SSIM against steps, as one PNG."""
     import matplotlib
@@ -48,12 +35,12 @@ def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = read_csv(out_dir / "train_log.csv")
-    val = read_csv(out_dir / "val_log.csv")
+    train = read_csv(out_dir / TRAIN_LOG)
+    val = read_csv(out_dir / VAL_LOG)
     if not train.get("step"):
         return None
-    names = [k for k in train if k not in ("step", "seconds", "lr_codec") and not k.startswith("d_") and k != "real_score"]
-    d_names = [k for k in train if k.startswith("d_")]
+    names = [k for k in train if k not in ("step", "seconds", "lr_codec") and not is_discriminator_term(k)]
+    d_names = [k for k in train if is_discriminator_term(k)]
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
 
     def smooth(values: list[float]) -> np.ndarray:
@@ -105,7 +92,7 @@ def compare_validation(runs: dict[str, Path], path: Path, title: str = "") -> Pa
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     input_drawn = False
     for label, run in runs.items():
-        val = read_csv(Path(run) / "val_log.csv")
+        val = read_csv(Path(run) / VAL_LOG)
         if not val.get("step"):
             raise PoseFaceError(f"{run}: no val_log.csv with rows; is it a `poseface train` output folder?")
         axes[0].plot(val["step"], val["psnr"], "o-", markersize=3, label=label)

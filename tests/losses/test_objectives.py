@@ -142,7 +142,7 @@ def test_discriminator_loss_with_lazy_r1():
     real = gt.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(d_global(real).sum(), real)
     r1_by_hand = grad.pow(2).flatten(1).sum(1).mean()
-    assert terms["r1"].item() == pytest.approx(r1_by_hand.item(), rel=1e-4)
+    assert terms["d_r1"].item() == pytest.approx(r1_by_hand.item(), rel=1e-4)
     local = sum(terms[f"d_{n}"] for n in ("left_eye", "right_eye", "mouth"))
     assert total.item() == pytest.approx((d_global_by_hand + 80.0 * r1_by_hand + local).item(), rel=1e-4)
     total.backward()
@@ -151,12 +151,13 @@ def test_discriminator_loss_with_lazy_r1():
     assert all(d.conv.weight.grad.abs().sum() > 0 for d in d_locals.values())
 
     _, off_step = loss_fn(restored, gt, boxes, has, d_global, d_locals, step=17)
-    assert "r1" not in off_step
+    assert "d_r1" not in off_step
     _, no_r1 = DiscriminatorLoss(LossConfig(r1_gamma=0))(restored, gt, boxes, has, d_global, d_locals, step=0)
-    assert "r1" not in no_r1
+    assert "d_r1" not in no_r1
     _, with_local_r1 = DiscriminatorLoss(LossConfig(local_r1_gamma=1.0))(
         restored, gt, boxes, has, d_global, d_locals, step=0)
     assert {"d_r1_left_eye", "d_r1_right_eye", "d_r1_mouth"} <= set(with_local_r1)
+    assert "d_total" in terms and all(objectives.is_discriminator_term(name) for name in {**terms, **with_local_r1})  # logged as they are
 
 
 def test_finite_or_none_flags_nan_and_inf():

@@ -1,4 +1,6 @@
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,8 +86,17 @@ def test_safe_boxes_replaces_missing_and_non_finite_boxes_by_the_whole_image():
     torch.testing.assert_close(fixed[2], whole.expand(3, 4))
 
 
+def load_tool(name: str):
+    """A module of tools/ (scripts at the repository root, outside the package)."""
+    path = Path(__file__).resolve().parents[2] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_component_preview_sheet_shows_boxes_and_crops():
-    from poseface.losses.preview import component_preview
+    component_preview = load_tool("component_preview").component_preview
 
     images = torch.zeros(2, 3, 64, 64)
     images[:, :, 20:30, 40:50] = 1.0  # a white square exactly where the right-eye box is

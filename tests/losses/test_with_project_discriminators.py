@@ -22,7 +22,7 @@ def test_generator_and_discriminator_losses_with_gpen_layout_discriminators():
     assert finite_or_none(g_terms) is not None and restored.grad.abs().sum() > 0
 
     d_total, d_terms = DiscriminatorLoss(cfg)(restored, gt, boxes, has, d_global, d_locals, step=0)
-    assert d_terms["r1"].item() > 0  # double backward through the blur/upfirdn ops works
+    assert d_terms["d_r1"].item() > 0  # double backward through the blur/upfirdn ops works
     d_global.zero_grad()
     d_total.backward()
     assert all(torch.isfinite(p.grad).all() for p in d_global.parameters() if p.grad is not None)

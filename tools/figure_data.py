@@ -1,7 +1,9 @@
 """The pictures in docs/data.md, rebuilt from the UTKFace tar:
 
-    .venv/bin/python -m poseface.data.figures [--tar ../shared/data/utkface-faces.tar]
-        [--landmarks /work/cache/utkface_landmarks.json] [--out docs/images]
+    .venv/bin/python tools/figure_data.py [--tar ../shared/data/utkface-faces.tar]
+        [--landmarks LANDMARKS.json] [--out docs/images]
+
+--landmarks: a `poseface data landmarks` cache of the tar (without one, dlib finds the landmarks).
 
 data_contact_sheet_utk.png  8 faces spread over the tar, clean | eq. 17 (paper preset, 512 px, seed 0)
 data_kernels.png                examples of the three blur kernel families (41 x 41, brightness scaled)
@@ -11,10 +13,14 @@ data_boxes.png                  eye/mouth boxes from the 68-point landmarks, unf
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from poseface.data.degradation import degrade, describe, gaussian_kernel, motion_kernel, preset
 from poseface.data.imageops import resize_to_square
@@ -24,7 +30,6 @@ from poseface.data.testset import name_seed
 from poseface.data.visualize import contact_sheet
 from poseface.imageio import write_image
 
-REPO = Path(__file__).resolve().parents[2]
 BOX_COLOURS = ((230, 60, 60), (60, 160, 230), (60, 200, 90))  # left eye, right eye, mouth
 
 
@@ -95,13 +100,13 @@ def boxes_figure(tar: Path, landmarks: Path | None, count: int = 4, size: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tar", default=str(REPO.parent / "shared/data/utkface-faces.tar"))
-    parser.add_argument("--landmarks", default="/work/cache/utkface_landmarks.json")
+    parser.add_argument("--landmarks", type=Path, default=None)
     parser.add_argument("--out", default=str(REPO / "docs/images"))
     args = parser.parse_args()
     out = Path(args.out)
     write_image(out / "data_contact_sheet_utk.png", utkface_contact_sheet(Path(args.tar)))
     write_image(out / "data_kernels.png", kernel_gallery())
-    write_image(out / "data_boxes.png", boxes_figure(Path(args.tar), Path(args.landmarks)))
+    write_image(out / "data_boxes.png", boxes_figure(Path(args.tar), args.landmarks))
     for name in ("data_contact_sheet_utk.png", "data_kernels.png", "data_boxes.png"):
         print(f"{out / name}: {(out / name).stat().st_size / 1024:.0f} KiB")
 

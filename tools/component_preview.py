@@ -2,8 +2,10 @@
 
 `component_preview(images, boxes, has_boxes)` returns a uint8 (H, W, 3) sheet, one row per sample:
 the face with the three boxes drawn (left eye red, right eye green, mouth blue) followed by the three
-crops as `GeneratorLoss` takes them, each scaled to the face height. Trainers can log it to TensorBoard
-or write it with `poseface.imageio.write_image` to check landmarks and boxes at a glance.
+crops as `GeneratorLoss` takes them, each scaled to the face height, for docs/losses.md (the picture
+of the component crops), TensorBoard or `poseface.imageio.write_image`: landmarks and boxes at a glance.
+
+    import sys; sys.path.insert(0, "tools"); from component_preview import component_preview
 """
 
 from __future__ import annotations
