@@ -6,7 +6,7 @@
 Forward: value / 127.5 - 1 in float32 (0 -> -1, 255 -> 1), computed in numpy so that data-loader
 workers run no small torch ops (they can stall on torch's thread pool); the result equals torch's
 `x.float().div(127.5).sub(1)` to the bit. Back: NaN -> 0, clamp to [-1, 1], (t + 1) * 127.5,
-rounded to the nearest integer (ties to even, torch.round). uint8 -> tensor -> uint8 is the identity.
+rounded to the nearest integer (ties to even, torch.round: t = 0 gives 127.5 -> 128). uint8 -> tensor -> uint8 is the identity.
 
 The module imports only numpy and torch, so data, losses, metrics, faces and train may all use it.
 """

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from poseface.data.imageops import resize_to_model
-from poseface.devices import DEVICES, resolve_device  # noqa: F401  (serve and callers import them from here)
+from poseface.devices import resolve_device
 from poseface.errors import ParameterError, PoseFaceError
 from poseface.faces.align import align_face, similarity_scale
 from poseface.faces.detail import detail_share, keep_input_detail

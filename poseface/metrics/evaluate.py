@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sized
 
 import numpy as np
 from PIL import Image
 
-from poseface.errors import PoseFaceError
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.imageio import atomic_write, list_images, read_rgb, write_image
 from poseface.metrics.folders import EvaluationResult, evaluate_folder
 from poseface.metrics.suite import MetricOptions, build_metrics
@@ -166,7 +166,7 @@ def evaluate_models(
     options = options or MetricOptions()
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
-        raise PoseFaceError(f"--baselines: unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
+        raise ParameterError("baselines", None, f"unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
     if labels and len(labels) != len(weights):
         raise PoseFaceError(f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file")
     methods = [Method(label, None) for label in baselines if label != "gt"]

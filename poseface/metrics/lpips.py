@@ -18,7 +18,7 @@ from torch import nn
 
 from poseface.metrics.backbones import AlexNetFeatures, VGG16Features, load_torchvision_features
 from poseface import zoo
-from poseface.tensorimage import images_to_tensor  # noqa: F401  (metrics.identity and callers import it from here)
+from poseface.tensorimage import images_to_tensor  # also imported from here (metrics.identity, tests)
 from poseface.weights import resolve
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "metrics"

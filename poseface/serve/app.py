@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 import torch
 
+from poseface.devices import resolve_device
 from poseface.errors import PoseFaceError, for_cli
-from poseface.faces.restorer import FaceResult, Restorer, load_restoration_model, resolve_device
+from poseface.faces.restorer import FaceResult, Restorer, load_restoration_model
 from poseface.faces.run import too_large_output_reason
 from poseface.faces.visualize import draw_boxes
 from poseface.imageio import DEFAULT_MAX_PIXELS, png_bytes, read_rgb_bytes
