@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from poseface.errors import PoseFaceError
+from poseface.errors import PoseFaceError, for_cli
 
 EXIT_DONE = 0
 EXIT_SOME_SKIPPED = 1
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except PoseFaceError as exc:
         if os.environ.get("POSEFACE_DEBUG"):
             raise
-        print(f"poseface: error: {exc}", file=sys.stderr)
+        print(f"poseface: error: {for_cli(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("poseface: interrupted", file=sys.stderr)

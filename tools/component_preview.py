@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from poseface.losses.adversarial import component_crops
 from poseface.losses.roi import COMPONENTS, component_crop_sizes
+from poseface.tensorimage import tensor_to_images
 
 BOX_COLOURS = {"left_eye": (1.0, -1.0, -1.0), "right_eye": (-1.0, 1.0, -1.0), "mouth": (-1.0, -1.0, 1.0)}
 
@@ -56,5 +57,4 @@ def component_preview(
             crop = crops[name][i : i + 1] if has[i] else torch.zeros(1, 3, 8, 8)
             tiles.append(F.interpolate(crop, size=(size, size), mode="nearest")[0])
         rows.append(torch.cat([face, *tiles], dim=2))
-    sheet = torch.cat(rows, dim=1).clamp(-1, 1)
-    return ((sheet + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return tensor_to_images(torch.cat(rows, dim=1))[0]

@@ -30,10 +30,11 @@ import torch
 from torch.utils.data import Dataset
 
 from poseface.data.degradation import DegradationConfig, degrade, preset
-from poseface.data.imageops import resize_to_square, to_tensor_range
+from poseface.data.imageops import resize_to_square
 from poseface.data.landmarks import component_boxes, face_template, load_landmarks
 from poseface.data.sources import ImageSource, open_source
 from poseface.errors import PoseFaceError
+from poseface.tensorimage import images_to_tensor
 
 logger = logging.getLogger("poseface.data")
 
@@ -178,8 +179,8 @@ class FaceDataset(Dataset):
         else:
             boxes = np.zeros((3, 4), dtype=np.float32)
         item = {
-            "lq": to_tensor_range(lq),
-            "gt": to_tensor_range(gt),
+            "lq": images_to_tensor(lq)[0],
+            "gt": images_to_tensor(gt)[0],
             "boxes": torch.from_numpy(boxes),
             "has_boxes": torch.tensor(entry is not None),
             "name": name,

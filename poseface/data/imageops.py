@@ -1,7 +1,9 @@
-"""Bringing an HQ photo to the model size.
+"""Bringing a photo or a face to the model size, the same way in training, restore and evaluate.
 
-A non-square photo is centre-cropped to a square first (faces are not stretched), then resized
-to `size` x `size`: `cv2.INTER_AREA` when shrinking (antialiased), `cv2.INTER_CUBIC` when enlarging.
+`resize_to_model(face, size)` is the one resize to the network's input size: `cv2.INTER_AREA`
+when shrinking (antialiased), `cv2.INTER_CUBIC` when enlarging. Training (`resize_to_square`:
+an HQ photo is centre-cropped to a square first, so faces are not stretched), `poseface restore
+--aligned` and `poseface evaluate` all go through it, so one model sees its inputs resized alike.
 `component_boxes` in `landmarks.py` applies exactly the same crop and scale to landmark points.
 """
 
@@ -17,21 +19,18 @@ def square_crop_box(width: int, height: int) -> tuple[int, int, int]:
     return (width - side) // 2, (height - side) // 2, side
 
 
+def resize_to_model(face: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) face (uint8, uint16 or float32) -> (size, size, C): area when the longer side
+    shrinks, bicubic when it grows; a face already at the size comes back as a contiguous copy."""
+    height, width = face.shape[:2]
+    if (height, width) == (size, size):
+        return face.copy(order="C")
+    interpolation = cv2.INTER_AREA if max(height, width) > size else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(face), (size, size), interpolation=interpolation)
+
+
 def resize_to_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize to (size, size, 3) with antialiasing."""
+    """Centre-crop to a square and resize to (size, size, 3) with `resize_to_model`."""
     height, width = image.shape[:2]
     x0, y0, side = square_crop_box(width, height)
-    square = image[y0 : y0 + side, x0 : x0 + side]
-    if side == size:
-        return np.ascontiguousarray(square)
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    return cv2.resize(square, (size, size), interpolation=interpolation)
-
-
-def to_tensor_range(image: np.ndarray):
-    """(H, W, 3) uint8 RGB -> float32 torch tensor (3, H, W) in [-1, 1]."""
-    import torch
-
-    # the arithmetic is done in numpy: small torch ops in data-loader workers can stall on its thread pool
-    array = image.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 127.5) - np.float32(1.0)
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return resize_to_model(image[y0 : y0 + side, x0 : x0 + side], size)

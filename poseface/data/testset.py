@@ -40,7 +40,7 @@ from poseface.data.degradation import preset as load_preset
 from poseface.data.imageops import resize_to_square
 from poseface.data.sources import open_source, output_stems
 from poseface.data.visualize import contact_sheet
-from poseface.errors import PoseFaceError
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.imageio import write_image
 
 logger = logging.getLogger("poseface.data")
@@ -114,17 +114,17 @@ def make_test_set(
     from tqdm import tqdm
 
     if sr is not None and sr < 2:
-        raise PoseFaceError(f"--sr {sr}: the super-resolution factor must be an integer >= 2 (the paper uses 4)")
+        raise ParameterError("sr", sr, "the super-resolution factor must be an integer >= 2 (the paper uses 4)")
     if size is not None and size < 8:
-        raise PoseFaceError(f"--size {size}: too small; use the model size, e.g. 512")
+        raise ParameterError("size", size, "too small; use the model size, e.g. 512")
     if limit is not None and limit < 1:
-        raise PoseFaceError(f"--limit {limit}: must be at least 1")
+        raise ParameterError("limit", limit, "must be at least 1")
     cfg = preset if isinstance(preset, DegradationConfig) else load_preset(preset)
     if sr and preset != "paper":
         logger.warning("--sr %d makes bicubic x%d inputs only; the degradation preset %r is not used", sr, sr, str(preset))
     preset_name = "custom" if isinstance(preset, DegradationConfig) else str(preset)
     if split not in (None, "val", "train"):
-        raise PoseFaceError(f"--split {split}: use val or train (the split of `poseface train` with the same val_fraction)")
+        raise ParameterError("split", split, "use val or train (the split of `poseface train` with the same val_fraction)")
     source = open_source(hq_source)
     selected = [i for i in range(len(source)) if split is None or in_validation_split(source.names[i], val_fraction) == (split == "val")]
     if not selected:

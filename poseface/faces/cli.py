@@ -7,7 +7,8 @@ from pathlib import Path
 
 from poseface.cli import exit_code
 from poseface.faces.detect import DETECTORS, DetectorOptions
-from poseface.faces.restorer import DEVICES, PRECISIONS, Restorer
+from poseface.devices import DEVICE_HELP
+from poseface.faces.restorer import PRECISIONS, Restorer
 from poseface.faces.run import EXTENSIONS, RunOptions, restore_files
 from poseface.imageio import DEFAULT_MAX_PIXELS, check_max_pixels, check_output_folder
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("-o", "--output", required=True, help="output folder (must not be an input folder)")
     sub.add_argument("--overwrite", action="store_true", help="replace files already in the output folder (default: keep them and skip that input)")
     sub.add_argument("--weights", help="PoseFace .safetensors, GPEN .pth, a zoo name from `poseface weights list` or a `poseface export --onnx` file (default: the bundled model)")
-    sub.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, else mps, else cpu")
+    sub.add_argument("--device", default="auto", help=DEVICE_HELP)
     sub.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network precision (fp16: CUDA only)")
     sub.add_argument("--batch-size", type=int, default=4, help="faces per network call (default 4)")
     sub.add_argument("--upscale", type=float, default=1.0, help="output scale; the background is Lanczos up-scaled (default 1)")

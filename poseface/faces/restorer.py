@@ -24,35 +24,20 @@ import cv2
 import numpy as np
 import torch
 
-from poseface.errors import PoseFaceError
+from poseface.data.imageops import resize_to_model
+from poseface.devices import resolve_device
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.faces.align import align_face, similarity_scale
 from poseface.faces.detail import detail_share, keep_input_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
+from poseface.tensorimage import images_to_tensor, tensor_to_images
 
 log = logging.getLogger("poseface.faces")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 MIN_ALIGNED_SIZE = 16  # pixels on the shorter side: an aligned "face" smaller than this holds no face
 OFF_TEMPLATE = 0.03  # eyes further than 3% of an aligned crop from the model's template: the crop is re-aligned
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """'auto' = cuda > mps > cpu; an explicit device that is not available is a one-line error."""
-    if isinstance(name, torch.device):
-        return name
-    name = str(name).lower()
-    mps_ok = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PoseFaceError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
-    if name == "mps" and not mps_ok:
-        raise PoseFaceError("--device mps: Apple MPS is not available here; use --device cpu or auto")
-    if name.split(":")[0] not in DEVICES:
-        raise PoseFaceError(f"--device {name}: unknown device; use one of {', '.join(DEVICES)}")
-    return torch.device(name)
 
 
 def load_restoration_model(weights: str | Path | None, device: str | torch.device) -> Any:
@@ -189,17 +174,16 @@ class Restorer:
     ):
         self.device = resolve_device(device)
         if precision not in PRECISIONS:
-            raise PoseFaceError(f"--precision {precision}: unknown; use one of {', '.join(PRECISIONS)}")
+            raise ParameterError("precision", precision, f"unknown; use one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and self.device.type != "cuda":
-            raise PoseFaceError(
-                f"--precision fp16: half precision runs only on CUDA, not on {self.device.type}; use --precision bf16 (fast on recent CPUs) or fp32"
-            )
+            raise ParameterError("precision", precision, f"half precision runs only on CUDA, not on {self.device.type}; "
+                                 "use {flag}bf16 (fast on recent CPUs) or fp32")
         if batch_size < 1:
-            raise PoseFaceError(f"--batch-size {batch_size}: must be at least 1")
+            raise ParameterError("batch_size", batch_size, "must be at least 1")
         if not 1.0 <= upscale <= 16.0:
-            raise PoseFaceError(f"--upscale {upscale:g}: must be between 1 and 16 (the output size factor)")
+            raise ParameterError("upscale", f"{upscale:g}", "must be between 1 and 16 (the output size factor)")
         if not 0.0 <= fidelity <= 1.0:
-            raise PoseFaceError(f"--fidelity {fidelity}: must be between 0 (input face) and 1 (fully restored)")
+            raise ParameterError("fidelity", fidelity, "must be between 0 (input face) and 1 (fully restored)")
         self.precision = precision
         self.batch_size = int(batch_size)
         self.upscale = float(upscale)
@@ -250,17 +234,17 @@ class Restorer:
             raise PoseFaceError(f"faces {faces.shape} {faces.dtype}: expected (N, {self.size}, {self.size}, 3) uint8")
         outputs, bad = [], []
         for start in range(0, len(faces), self.batch_size):
-            pixels = torch.from_numpy(np.ascontiguousarray(faces[start:start + self.batch_size])).to(self.device).permute(0, 3, 1, 2)
-            batch = pixels.float().div(127.5).sub(1.0)
+            chunk = faces[start:start + self.batch_size]
+            batch = images_to_tensor(chunk, self.device)
             out = self._forward(batch, self.precision)
             if self.precision != "fp32" and not torch.isfinite(out).all():
                 log.warning("poseface: %s gave NaN/inf for this batch; redone in fp32", self.precision)
                 out = self._forward(batch, "fp32")
-            finite = torch.isfinite(out).flatten(1).all(dim=1)
-            out = out.nan_to_num(0.0).clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
-            out = torch.where(finite.view(-1, 1, 1, 1), out, pixels)
-            outputs.append(out.permute(0, 2, 3, 1).cpu().numpy())
-            bad.append((~finite).cpu().numpy())
+            non_finite = (~torch.isfinite(out).flatten(1).all(dim=1)).cpu().numpy()
+            restored = tensor_to_images(out)
+            restored[non_finite] = chunk[non_finite]  # left as it was
+            outputs.append(restored)
+            bad.append(non_finite)
         if not outputs:
             return np.zeros((0, self.size, self.size, 3), np.uint8), np.zeros(0, bool)
         return np.concatenate(outputs), np.concatenate(bad)
@@ -317,7 +301,7 @@ class Restorer:
                 )
             found = self._off_template_face(to_uint8(color, max_value))
             if found is None:
-                crop = _resize(color.astype(np.float32), self.size, self.size)
+                crop = resize_to_model(color.astype(np.float32), self.size)
                 matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
                                    [0, self.size / height, 0.5 * self.size / height - 0.5]])
                 crops_full.append(crop)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from poseface.cli import exit_code
 from poseface.data.cli import add_split_arguments
+from poseface.devices import DEVICE_HELP, resolve_device
 from poseface.errors import PoseFaceError
 from poseface.imageio import check_output_file, check_output_folder, refuse_existing
 from poseface.metrics.suite import ALL_METRICS, MetricOptions, build_metrics, parse_metric_names
@@ -39,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--work-dir", help="model mode: folder for the test set and restored faces (default: REPORT_files beside the report)")
     sub.add_argument("--grid-rows", type=int, default=6, help="faces in the comparison grid PNG (default 6)")
     sub.add_argument("--batch-size", type=int, default=4, help="model mode: faces per forward pass (default 4)")
+    sub.add_argument("--keep-detail", action=argparse.BooleanOptionalAction, default=True,
+                     help="model mode: restore as `poseface restore --aligned` does, never blurrier than the input (default); "
+                          "--no-keep-detail measures the raw network output")
     sub.add_argument("--metrics", help=f"comma-separated subset of {','.join(ALL_METRICS)} (default: all with --gt, niqe without)")
     sub.add_argument("--fid-stats", help="reference FID statistics .npz (mu, sigma); default: the ground-truth folder")
     sub.add_argument("--fid-weights", help="local pt_inception-2015-12-05-6726825d.pth")
@@ -50,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the Y channel instead of RGB")
     sub.add_argument("--niqe-on", choices=("y", "gray"), default="y", help="NIQE on the Y channel (default, as BasicSR) or grey")
     sub.add_argument("--no-download", action="store_true", help="never download weights; metrics without local weights are skipped")
-    sub.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    sub.add_argument("--device", default="cpu", help=f"{DEVICE_HELP} (default cpu)")
     sub.add_argument("--title", default="Evaluation", help="title of the Markdown report")
     sub.add_argument("-o", "--output", required=True, help="report.md to write (report.csv and report.json are written beside it)")
     sub.add_argument("--overwrite", action="store_true", help="replace existing report files (default: refuse)")
@@ -64,12 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--fid-weights", help="local pt_inception-2015-12-05-6726825d.pth")
     stats.add_argument("--batch-size", type=int, default=16)
     stats.add_argument("--no-download", action="store_true")
-    stats.add_argument("--device", default="cpu")
+    stats.add_argument("--device", default="cpu", help=f"{DEVICE_HELP} (default cpu)")
     stats.set_defaults(func=run_fid_stats)
 
     bench = subparsers.add_parser("benchmark", help="parameters, GFLOPs and seconds per face of a model (paper Table 6)")
     bench.add_argument("--weights", required=True, help="PoseFace .safetensors or GPEN .pth")
-    bench.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    bench.add_argument("--device", default="cpu", help=f"{DEVICE_HELP} (default cpu)")
     bench.add_argument("--batch", type=int, default=1, help="faces per forward (default 1)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
     bench.add_argument("--runs", type=int, default=5, help="timed forward passes; the median is reported (default 5)")
@@ -83,7 +87,7 @@ def _options(args: argparse.Namespace) -> MetricOptions:
         crop_border=args.crop_border, y_channel=args.y_channel, niqe_convert_to=args.niqe_on, lpips_net=args.lpips_net,
         lpips_weights=args.lpips_weights, fid_weights=args.fid_weights, fid_stats=args.fid_stats,
         arcface_weights=args.arcface_weights, arcface_kind=args.arcface_kind, download=not args.no_download,
-        device=args.device,
+        device=str(resolve_device(args.device)),
     )
 
 
@@ -155,7 +159,7 @@ def _run_model_mode(args: argparse.Namespace, options: MetricOptions, output: Pa
     results, test_set, grid = evaluate_models(
         args.weights, args.hq, work, args.degrade_seed, names, options, labels=labels, baselines=baselines,
         preset=args.preset, sr=args.sr, size=args.size, limit=args.limit, split=args.split, val_fraction=args.val_fraction, batch_size=args.batch_size,
-        grid_rows=args.grid_rows, progress=not args.quiet,
+        grid_rows=args.grid_rows, progress=not args.quiet, keep_detail=args.keep_detail,
     )
     _report_unavailable(results[0].unavailable)
     for result in results:
@@ -175,7 +179,7 @@ def run_fid_stats(args: argparse.Namespace) -> int:
     from poseface.metrics.fid import build_inception, folder_statistics, save_statistics
 
     check_output_file(args.output, args.overwrite)
-    model = build_inception(args.fid_weights, download=not args.no_download, device=args.device)
+    model = build_inception(args.fid_weights, download=not args.no_download, device=str(resolve_device(args.device)))
     mu, sigma, count = folder_statistics(args.folder, model, batch_size=args.batch_size)
     path = save_statistics(args.output, mu, sigma, replace=args.overwrite, count=count)
     print(f"wrote {path} ({count} images)")
@@ -190,8 +194,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         raise PoseFaceError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
     if args.output:
         check_output_file(args.output, args.overwrite)
-    model = load_model(args.weights, device=args.device)
-    result = benchmark_model(model, int(model.config.size), args.device, args.batch, args.warmup, args.runs, label=Path(args.weights).stem)
+    device = str(resolve_device(args.device))
+    model = load_model(args.weights, device=device)
+    result = benchmark_model(model, int(model.config.size), device, args.batch, args.warmup, args.runs, label=Path(args.weights).stem)
     table = result.markdown()
     print(table, end="")
     if args.output:

@@ -1,8 +1,9 @@
 """`poseface evaluate --weights W --hq DIR --degrade-seed N`: degrade, restore, measure, compare.
 
 The HQ faces are degraded reproducibly with the data package's test-set maker; every model restores
-the LQ faces (aligned-face restoration: resize to the model size, one forward pass in batches, clamp,
-back to uint8); baselines need no model: `input` (the LQ face resized with nearest neighbour, i.e.
+the LQ faces as `poseface restore --aligned` does (`restore_aligned`: the `Restorer` in aligned mode,
+so what is measured is what users get; `keep_detail=False`, `--no-keep-detail`, gives the raw network
+output instead); baselines need no model: `input` (the LQ face resized with nearest neighbour, i.e.
 the input as it is), `bicubic` (bicubic up-sampling, the paper's Table 2 baseline; left out when the LQ
 faces already have the ground-truth size, as with the degradation presets), `classical` (bicubic to
 the ground-truth size, then non-local means and an unsharp mask: `classical_restoration`) and `gt` (the ground
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from poseface.errors import PoseFaceError
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.imageio import atomic_write, list_images, read_rgb, write_image
 from poseface.metrics.folders import EvaluationResult, evaluate_folder
 from poseface.metrics.suite import MetricOptions, build_metrics
@@ -61,27 +63,20 @@ def classical_restoration(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
 
 
-def restore_aligned(model, images: list[np.ndarray], batch_size: int = 4, device: str = "cpu",
-                    out_size: tuple[int, int] | None = None, progress: bool = False) -> list[np.ndarray]:
-    """Restore aligned faces: resize each to the model size, forward in batches, clamp, uint8, resize to out_size (w, h)."""
-    import torch
+def restore_aligned(model, images: Iterable[np.ndarray], batch_size: int = 4, device: str = "cpu", upscale: float = 1.0,
+                    keep_detail: bool = True, progress: bool = False) -> Iterator[np.ndarray]:
+    """Restore aligned faces exactly as `poseface restore --aligned` does (the `Restorer` in aligned
+    mode: `resize_to_model`, batches, crops off the model's template re-aligned, never blurrier than
+    the input unless `keep_detail` is False); each output is its input's size times `upscale`."""
     from tqdm import tqdm
 
-    size = int(model.config.size)
-    outputs: list[np.ndarray] = []
-    model = model.to(device).eval()
-    starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc="restore", unit="batch", disable=not progress, dynamic_ncols=True):
-        chunk = [resize_rgb(img, size, size) for img in images[start:start + batch_size]]
-        batch = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
-        with torch.inference_mode():
-            restored = model(batch).clamp(-1, 1)
-        arrays = restored.add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        for index, array in enumerate(arrays):
-            original = images[start + index]
-            width, height = out_size or (original.shape[1], original.shape[0])
-            outputs.append(resize_rgb(array, width, height))
-    return outputs
+    from poseface.faces.restorer import Restorer
+
+    restorer = Restorer(model=model, device=device, batch_size=batch_size, upscale=upscale, aligned=True, keep_detail=keep_detail)
+    total = len(images) if isinstance(images, Sized) else None
+    for _, result in tqdm(restorer.restore_stream(enumerate(images)), desc="restore", unit="face", total=total,
+                          disable=not progress, dynamic_ncols=True):
+        yield result.image
 
 
 def _prepare_work_dir(work: Path, settings: dict) -> None:
@@ -93,7 +88,8 @@ def _prepare_work_dir(work: Path, settings: dict) -> None:
     atomic_write(work / MARKER, lambda tmp: Path(tmp).write_text(text))
 
 
-def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool) -> Path:
+def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool,
+                          keep_detail: bool = True) -> Path:
     """Fill `target` with one image per GT name, produced by the method; returns the folder to evaluate."""
     if method.label == "gt" and method.weights is None:
         return test_set / "gt"
@@ -110,14 +106,11 @@ def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_si
     from poseface.models import load_model
 
     model = load_model(method.weights, device=device)
-    for start in range(0, len(lq_paths), 64):  # bounded memory: 64 faces at a time
-        chunk = [read_rgb(p) for p in lq_paths[start:start + 64]]
-        outputs = [
-            resize_rgb(r, w, h)
-            for r, (h, w) in zip(restore_aligned(model, chunk, batch_size, device, progress=progress), gt_sizes[start:start + 64])
-        ]
-        for name, image in zip(names[start:start + 64], outputs):
-            write_image(target / name, image)
+    upscale = max(1.0, gt_sizes[0][1] / read_rgb(lq_paths[0]).shape[1])  # the test set's LQ -> GT factor (--sr)
+    images = (read_rgb(p) for p in lq_paths)  # streamed: the Restorer holds about batch_size faces
+    restored = restore_aligned(model, images, batch_size, device, upscale, keep_detail, progress)
+    for name, image, (h, w) in zip(names, restored, gt_sizes):
+        write_image(target / name, resize_rgb(image, w, h))
     return target
 
 
@@ -164,6 +157,7 @@ def evaluate_models(
     batch_size: int = 4,
     grid_rows: int = 6,
     progress: bool = True,
+    keep_detail: bool = True,
 ) -> tuple[list[EvaluationResult], Path, np.ndarray]:
     """Degrade HQ faces (seeded), restore with each model, run the baselines, evaluate all; returns
     (results in table order, the test-set folder, the comparison grid image)."""
@@ -172,7 +166,7 @@ def evaluate_models(
     options = options or MetricOptions()
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
-        raise PoseFaceError(f"--baselines: unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
+        raise ParameterError("baselines", None, f"unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
     if labels and len(labels) != len(weights):
         raise PoseFaceError(f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file")
     methods = [Method(label, None) for label in baselines if label != "gt"]
@@ -195,7 +189,7 @@ def evaluate_models(
     work = Path(work_dir)
     settings = {"hq": str(hq_source), "seed": seed, "preset": preset, "sr": sr, "size": size, "limit": limit,
                 "split": split, "val_fraction": val_fraction if split else None,
-                "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods]}
+                "keep_detail": keep_detail, "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods]}
     _prepare_work_dir(work, settings)
     test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress,
                              split=split, val_fraction=val_fraction)
@@ -207,7 +201,7 @@ def evaluate_models(
     folders: dict[str, Path] = {}
     metric_set = build_metrics(metrics, options, has_gt=True)  # networks load once for all methods
     for method in methods:
-        folder = _write_method_outputs(method, test_set, work / "restored" / method.label, batch_size, options.device, progress)
+        folder = _write_method_outputs(method, test_set, work / "restored" / method.label, batch_size, options.device, progress, keep_detail)
         folders[method.label] = folder
         results[method.label] = evaluate_folder(folder, test_set / "gt", metric_set, label=method.label, progress=progress)
     grid = comparison_grid(folders, test_set / "gt", results, rows=grid_rows)

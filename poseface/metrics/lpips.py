@@ -18,6 +18,7 @@ from torch import nn
 
 from poseface.metrics.backbones import AlexNetFeatures, VGG16Features, load_torchvision_features
 from poseface import zoo
+from poseface.tensorimage import images_to_tensor  # also imported from here (metrics.identity, tests)
 from poseface.weights import resolve
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "metrics"
@@ -69,15 +70,6 @@ def build_lpips(
     path = resolve(BACKBONE_WEIGHTS[net], local_path=weights, download=download)
     load_torchvision_features(model.backbone, path)
     return model.to(device)
-
-
-def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 RGB (N, H, W, 3) or (H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return (tensor / 127.5 - 1.0).to(device)
 
 
 @torch.inference_mode()

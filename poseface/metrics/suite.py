@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poseface.errors import PoseFaceError
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.metrics.psnr_ssim import psnr, ssim
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "ids", "lmd")
@@ -232,7 +232,7 @@ def parse_metric_names(text: str | None, has_gt: bool) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL_METRICS]
     if unknown:
-        raise PoseFaceError(f"--metrics: unknown metric(s) {', '.join(unknown)}; choose from {','.join(ALL_METRICS)}")
+        raise ParameterError("metrics", None, f"unknown metric(s) {', '.join(unknown)}; choose from {','.join(ALL_METRICS)}")
     return list(dict.fromkeys(names))
 
 

@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 import torch
 
-from poseface.errors import PoseFaceError
-from poseface.faces.restorer import FaceResult, Restorer, load_restoration_model, resolve_device
+from poseface.devices import resolve_device
+from poseface.errors import PoseFaceError, for_cli
+from poseface.faces.restorer import FaceResult, Restorer, load_restoration_model
 from poseface.faces.run import too_large_output_reason
 from poseface.faces.visualize import draw_boxes
 from poseface.imageio import DEFAULT_MAX_PIXELS, png_bytes, read_rgb_bytes
@@ -270,7 +271,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True  # the body was not read
             self._send_json(exc.status, {"error": str(exc)})
         except PoseFaceError as exc:
-            self._send_json(400, {"error": str(exc)})
+            self._send_json(400, {"error": for_cli(exc)})
         except Exception as exc:  # a bug, not the user's doing: the traceback goes to the terminal only
             log.exception("poseface serve: restoring %s failed", self.path)
             self._send_json(500, {"error": f"internal error ({type(exc).__name__}); the terminal running poseface serve has the details"})

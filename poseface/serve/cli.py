@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from poseface.errors import PoseFaceError
-from poseface.faces.restorer import DEVICES
+from poseface.devices import DEVICE_HELP
 from poseface.imageio import DEFAULT_MAX_PIXELS, check_max_pixels
 from poseface.serve.app import DEFAULT_MAX_UPLOAD_MB, RestoreService, ServeLimits, exposure_warning, start_server
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
     sub.add_argument("--weights", action="append", default=[], metavar="W",
                      help="also offer this model: a PoseFace .safetensors, a GPEN .pth or a zoo name (repeatable; the bundled model is always offered)")
-    sub.add_argument("--device", default="auto", choices=DEVICES, help="auto = cuda, else mps, else cpu")
+    sub.add_argument("--device", default="auto", help=DEVICE_HELP)
     sub.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"refuse photos, and outputs times upscale, larger than this (default {DEFAULT_MAX_PIXELS})")
     sub.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help=f"refuse uploads larger than this many MiB (default {DEFAULT_MAX_UPLOAD_MB})")
     sub.set_defaults(func=run_serve)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from poseface.config import apply_overrides, load_config
+from poseface.errors import ParameterError, PoseFaceError
 from poseface.imageio import check_output_folder
 from poseface.train.config import ExperimentConfig
 
@@ -46,7 +47,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     check_output_folder(cfg.train.out_dir, "--out-dir")  # before any data or model is loaded
-    process = setup(cfg.train.device)
+    try:
+        process = setup(cfg.train.device)
+    except ParameterError as exc:  # the config key is the flag here
+        raise PoseFaceError(exc.worded("--set train.device=")) from None
     logging.basicConfig(level=logging.INFO if process.is_main else logging.WARNING,
                         format=f"%(asctime)s [rank {process.rank}] %(name)s: %(message)s")
     try:

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from poseface.errors import PoseFaceError
+from poseface.devices import resolve_device
 
 
 @dataclass
@@ -28,22 +28,11 @@ class Process:
         return self.rank == 0
 
 
-def choose_device(preference: str, local_rank: int = 0) -> torch.device:
-    if preference == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise PoseFaceError(f"device {preference!r}: CUDA is not available on this machine; use --set train.device=cpu")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device(f"cuda:{local_rank}")
-    return device
-
-
 def setup(preference: str) -> Process:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1); else a single process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(preference, local_rank)
+    device = resolve_device(preference, local_rank)
     if world_size == 1:
         return Process(0, 1, device)
     if device.type == "cuda":

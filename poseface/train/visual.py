@@ -12,12 +12,7 @@ from poseface.errors import PoseFaceError
 from poseface.imageio import write_image
 from poseface.losses.objectives import is_discriminator_term
 from poseface.train.runlog import TRAIN_LOG, VAL_LOG, read_csv
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
-    array = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return array.permute(0, 2, 3, 1).cpu().numpy()
+from poseface.tensorimage import tensor_to_images as to_uint8  # the trainer's name for it
 
 
 def write_grid(path: Path, lq: torch.Tensor, restored: torch.Tensor, gt: torch.Tensor, title: str = "", rows: int = 8) -> Path:

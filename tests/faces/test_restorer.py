@@ -276,3 +276,24 @@ def test_an_aligned_crop_cut_with_another_template_is_mapped_to_the_models_and_b
     # a crop already at the model's template is taken as it is
     own = np.clip(np.rint(align_face(astronaut, points, np.asarray(tight.template()) * 2, 256).crop), 0, 255).astype(np.uint8)
     assert restorer.restore_image(own).faces[0].alignment == "as given"
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"upscale": 20}, "upscale=20: must be between 1 and 16 (the output size factor)"),
+    ({"batch_size": 0}, "batch_size=0: must be at least 1"),
+    ({"precision": "fp16"}, "precision=fp16: half precision runs only on CUDA, not on cpu; use precision=bf16 (fast on recent CPUs) or fp32"),
+])
+def test_the_library_names_its_parameters(kwargs, message):
+    with pytest.raises(PoseFaceError) as caught:
+        Restorer(model=IdentityModel(64), device="cpu", **kwargs)
+    assert str(caught.value) == message  # `poseface restore` shows --upscale, --batch-size, --precision (test_restore_cli)
+
+
+def test_aligned_crops_are_resized_to_the_model_as_in_training(monkeypatch):
+    from poseface.data.imageops import resize_to_model
+
+    monkeypatch.setattr(Restorer, "_off_template_face", lambda self, crop8: None)  # as given: no re-alignment
+    crop = np.random.default_rng(1).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    result = Restorer(model=IdentityModel(64), device="cpu", aligned=True, keep_detail=False).restore_image(crop)
+    expected = np.clip(np.rint(resize_to_model(crop.astype(np.float32), 64)), 0, 255).astype(np.uint8)
+    assert np.array_equal(result.faces[0].crop, expected)  # bicubic up, as training enlarges
