@@ -15,7 +15,7 @@
 # the last validation grid, campaign.log, run.tar (model.json, config.yaml). Checkpoints stay in RUN, outside $OUT.
 #
 # Environment: PYTHON (python3), DATA (gpu-data), OUT (runs/gpu-campaign-out), RUN (/tmp/poseface-gpu-campaign),
-# MINUTES (8: leaves the 10-minute command limit room for start-up and the last checkpoint), BATCH (32),
+# MINUTES (7.5: leaves the 10-minute command limit room for start-up and the last checkpoint), BATCH (32),
 # WORKERS (14 data-loader processes of the 16 cores), ADV_START (1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ PYTHON=${PYTHON:-python3}
 DATA=${DATA:-gpu-data}
 OUT=${OUT:-runs/gpu-campaign-out}
 RUN=${RUN:-/tmp/poseface-gpu-campaign}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-7.5}
 BATCH=${BATCH:-32}
 WORKERS=${WORKERS:-14}
 ADV_START=${ADV_START:-1000}
