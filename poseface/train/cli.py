@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
     train.add_argument("--out-dir", help="shortcut for --set train.out_dir=DIR")
     train.add_argument("--max-steps", type=int, help="stop after this many more steps (checkpoint written)")
+    train.add_argument("--max-minutes", type=float,
+                       help="stop at the first step boundary after this many minutes of training (checkpoint written)")
     train.add_argument("--init-gpen", help="GPEN generator .pth: initialise encoder and prior from it")
     train.add_argument("--init-gpen-d", help="GPEN discriminator .pth: initialise the global discriminator from it")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -55,7 +57,7 @@ def run_train(args: argparse.Namespace) -> int:
                         format=f"%(asctime)s [rank {process.rank}] %(name)s: %(message)s")
     try:
         trainer = Trainer(cfg, process, resume=args.resume)
-        result = trainer.fit(max_steps=args.max_steps, progress=not args.no_progress)
+        result = trainer.fit(max_steps=args.max_steps, progress=not args.no_progress, max_minutes=args.max_minutes)
         if process.is_main:
             out = Path(cfg.train.out_dir)
             summary = ", ".join(f"{k} {v:.3f}" for k, v in result.items())

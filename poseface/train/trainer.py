@@ -369,8 +369,18 @@ class Trainer:
             _, images = self._validate()
         write_grid(self.out_dir / "images" / f"step-{self.step:08d}.png", *images, f"step {self.step}")
 
-    def fit(self, max_steps: int | None = None, progress: bool = True) -> dict[str, float]:
-        """Train until `train.iterations` (or `max_steps` more steps); returns the last validation."""
+    def _time_is_up(self, started: float, max_minutes: float | None) -> bool:
+        """Wall-clock limit reached (the same answer on every process: any rank's clock decides)."""
+        if max_minutes is None:
+            return False
+        return all_reduce_flag(time.perf_counter() - started >= 60.0 * max_minutes, self.process.world_size)
+
+    def fit(self, max_steps: int | None = None, progress: bool = True, max_minutes: float | None = None) -> dict[str, float]:
+        """Train until `train.iterations` (or `max_steps` more steps, or `max_minutes` of wall-clock time,
+        checked at step boundaries: the step that passes it is the last, with validation, images and a
+        checkpoint as at any end); returns the last validation."""
+        if max_minutes is not None and not max_minutes > 0:
+            raise PoseFaceError(f"--max-minutes {max_minutes}: must be > 0")
         t = self.cfg.train
         main = self.process.is_main
         end = t.iterations if max_steps is None else min(t.iterations, self.step + max_steps)
@@ -396,14 +406,18 @@ class Trainer:
                     running.setdefault(key, []).append(value)
                 if bar is not None:
                     bar.update(1)
+                last = self.step >= end or self._time_is_up(started, max_minutes)
+                if last and self.step < end:
+                    logger.info("--max-minutes %g: time is up after step %d", max_minutes, self.step)
+                    end = self.step
                 if main and self.step % t.log_every == 0 and running:
                     self._log_train(running, (time.perf_counter() - started) / max(1, steps_done), writer, bar)
                     running = {}
-                if main and (self.step % t.val_every == 0 or self.step == end):
+                if main and (self.step % t.val_every == 0 or last):
                     last_val = self._log_validation(writer)
-                if main and (self.step % t.image_every == 0 or self.step == end):
+                if main and (self.step % t.image_every == 0 or last):
                     self._write_images(validated=bool(last_val))
-                checkpointed = self.step % t.checkpoint_every == 0 or self.step == end
+                checkpointed = self.step % t.checkpoint_every == 0 or last
                 if checkpointed:
                     self.save_checkpoint()
                     barrier(self.process.world_size)
@@ -412,6 +426,8 @@ class Trainer:
                         logger.warning("interrupted: step %d finished, writing a checkpoint", self.step)
                         self.save_checkpoint()
                     raise KeyboardInterrupt
+                if last:
+                    break
         except OSError as exc:
             error = self._output_write_error(exc)
             if error is None:

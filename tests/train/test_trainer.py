@@ -306,3 +306,16 @@ def test_compare_validation_draws_every_run_and_rejects_a_non_run(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(PoseFaceError, match="no val_log.csv with rows"):
         compare_validation({"x": tmp_path / "empty"}, tmp_path / "x.png")
+
+
+def test_max_minutes_stops_at_a_step_boundary_with_a_checkpoint(make_trainer, tmp_path):
+    out = tmp_path / "timed"
+    trainer = make_trainer(out_dir=out, checkpoint_every=100, val_every=100, image_every=100)
+    trainer.fit(max_steps=50, progress=False, max_minutes=1e-9)  # time is up after the first step
+    assert trainer.step == 1
+    for name in ("model.safetensors", "val_log.csv", "curves.png", "images/step-00000001.png", "checkpoints/step-00000001/state.pt"):
+        assert (out / name).is_file(), name
+    resumed = make_trainer(out_dir=out, resume=True, checkpoint_every=100)
+    assert resumed.step == 1
+    with pytest.raises(PoseFaceError, match="--max-minutes 0: must be > 0"):
+        resumed.fit(max_steps=1, progress=False, max_minutes=0)
