@@ -21,7 +21,7 @@ GPEN_RELEASE = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/mo
 GPEN_LICENCE = "GPEN: academic and non-commercial use only"
 TORCHVISION_LICENCE = "BSD-3-Clause (torchvision)"
 # sha256 of poseface/assets/poseface-small-utkface.safetensors as released; `poseface export` prints it for a new model
-BUNDLED_SHA256 = "c44d1b24638938781edc9fb03746e9bbcb4dc77694bf7349117272f3ba623675"
+BUNDLED_SHA256 = "e66a566c77aa47fc140d66036a7db6f243d47109823ffe9609b91d12ebf3c7f5"
 
 
 @dataclass(frozen=True)

@@ -119,16 +119,20 @@ def _run_cnn(image: np.ndarray, scale: float, min_score: float) -> list[Detectio
             for d in found if d.confidence >= min_score]
 
 
+VERIFY_CONTEXT = 1.5  # the MMOD check sees a crop this many times the box's side (2.0: same recall, 1.6x the time)
+VERIFY_BOX = 80.0  # ...scaled so that the box is this many pixels (MMOD's cost grows with the crop's area)
+
+
 def _confirmed_by_cnn(image: np.ndarray, box: Box, min_score: float) -> bool:
-    """Does MMOD find a face centred inside `box` in a crop twice the box size (box ~80 px)?"""
+    """Does MMOD find a face centred inside `box` in a crop of VERIFY_CONTEXT times the box (box ~VERIFY_BOX px)?"""
     x0, y0, x1, y1 = box
-    side = 2.0 * max(x1 - x0, y1 - y0)
+    side = VERIFY_CONTEXT * max(x1 - x0, y1 - y0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     rx0, ry0 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
     rx1, ry1 = int(min(cx + side / 2, image.shape[1])), int(min(cy + side / 2, image.shape[0]))
     if rx1 - rx0 < 2 or ry1 - ry0 < 2:
         return False
-    factor = 160.0 / side
+    factor = VERIFY_CONTEXT * VERIFY_BOX / side
     for found in _run_cnn(np.ascontiguousarray(image[ry0:ry1, rx0:rx1]), factor, min_score):
         centre_x, centre_y = rx0 + (found.box[0] + found.box[2]) / 2, ry0 + (found.box[1] + found.box[3]) / 2
         if x0 <= centre_x <= x1 and y0 <= centre_y <= y1:

@@ -78,10 +78,11 @@ def test_a_clean_face_through_the_bundled_model_keeps_psnr_and_sharpness(astrona
     plain = Restorer(device="cpu", keep_detail=False).restore_image(astronaut)
     kept = Restorer(device="cpu").restore_image(astronaut)
     region = face_region(kept)
-    assert psnr(kept.image[region], astronaut[region]) >= 32.0 > psnr(plain.image[region], astronaut[region])
-    # the model alone keeps 23% of the face's Laplacian energy, with the detail rule 79% (measured)
+    assert psnr(kept.image[region], astronaut[region]) >= 32.0  # the bar (v2 model: 38.0 dB, 32.7 without the rules)
+    assert psnr(kept.image[region], astronaut[region]) > psnr(plain.image[region], astronaut[region]) + 3.0
+    # the v2 model alone keeps 36% of the face's Laplacian energy, with the detail rule 76% (measured)
     assert laplacian_variance(kept.image[region]) > 0.7 * laplacian_variance(astronaut[region])
-    assert laplacian_variance(plain.image[region]) < 0.3 * laplacian_variance(astronaut[region])
+    assert laplacian_variance(plain.image[region]) < 0.45 * laplacian_variance(astronaut[region])  # v2: 36%, v1: 23%
 
 
 def test_a_face_larger_than_the_model_keeps_its_own_detail(astronaut):
