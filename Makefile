@@ -24,6 +24,8 @@ browser:
 	else echo "make: no chromium/chromedriver (apt-get install chromium chromium-driver as root); the browser test will skip"; fi
 
 test: $(STAMP) browser
+	$(PY) -m ruff format --check --quiet poseface tests benchmarks tools
+	$(PY) -m ruff check --quiet poseface tests benchmarks tools
 	$(PY) -m pytest tests
 
 demo: $(STAMP)

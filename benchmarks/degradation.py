@@ -45,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default=str(Path(__file__).resolve().parents[2] / "shared/data/utkface-faces.tar"))
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--cv-threads", type=int, default=1, help="cv2.setNumThreads (data-loader workers usually use 1)")
+    parser.add_argument(
+        "--cv-threads", type=int, default=1, help="cv2.setNumThreads (data-loader workers usually use 1)"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(args.cv_threads)
 

@@ -44,7 +44,10 @@ def dlib_mmod(upsample: int) -> Callable[[np.ndarray], Boxes]:
     from poseface.faces import dlib_models
 
     def run(image: np.ndarray) -> Boxes:
-        return [(d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()) for d in dlib_models.cnn_detector()(image, upsample)]
+        return [
+            (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())
+            for d in dlib_models.cnn_detector()(image, upsample)
+        ]
 
     return run
 
@@ -57,12 +60,17 @@ def haar(profile: bool, scale: float = 2.0) -> Callable[[np.ndarray], Boxes]:
     def run(image: np.ndarray) -> Boxes:
         from poseface.faces.detect import Detection, merge_detections
 
-        grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        grey = cv2.resize(
+            cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC
+        )
         found = [(x, y, x + w, y + h) for x, y, w, h in frontal.detectMultiScale(grey, 1.1, 5)]
         if profile:
             width = grey.shape[1]
             found += [(x, y, x + w, y + h) for x, y, w, h in side.detectMultiScale(grey, 1.1, 5)]
-            found += [(width - x - w, y, width - x, y + h) for x, y, w, h in side.detectMultiScale(np.ascontiguousarray(grey[:, ::-1]), 1.1, 5)]
+            found += [
+                (width - x - w, y, width - x, y + h)
+                for x, y, w, h in side.detectMultiScale(np.ascontiguousarray(grey[:, ::-1]), 1.1, 5)
+            ]
         merged = merge_detections([Detection(tuple(v / scale for v in box), 1.0, "haar") for box in found], [])
         return [d.box for d in merged]
 
@@ -87,8 +95,15 @@ def build_photos(path: Path) -> list:
     photos = detection_benchmark([source.read(int(i)) for i in order])
     astronaut = data.astronaut()
     photos.append(BenchmarkPhoto("astronaut", "portrait", astronaut, [ASTRONAUT_BOX]))
-    corners = np.array([[ASTRONAUT_BOX[0], ASTRONAUT_BOX[1]], [ASTRONAUT_BOX[2], ASTRONAUT_BOX[1]],
-                        [ASTRONAUT_BOX[0], ASTRONAUT_BOX[3]], [ASTRONAUT_BOX[2], ASTRONAUT_BOX[3]]], np.float64)
+    corners = np.array(
+        [
+            [ASTRONAUT_BOX[0], ASTRONAUT_BOX[1]],
+            [ASTRONAUT_BOX[2], ASTRONAUT_BOX[1]],
+            [ASTRONAUT_BOX[0], ASTRONAUT_BOX[3]],
+            [ASTRONAUT_BOX[2], ASTRONAUT_BOX[3]],
+        ],
+        np.float64,
+    )
     for angle, mirror in ((30, False), (-30, False), (20, True)):
         image = np.ascontiguousarray(astronaut[:, ::-1]) if mirror else astronaut
         points = corners * [-1, 1] + [512, 0] if mirror else corners
@@ -96,7 +111,9 @@ def build_photos(path: Path) -> list:
         turned = cv2.warpAffine(image, rotation, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         moved = points @ rotation[:, :2].T + rotation[:, 2]
         box = (*moved.min(axis=0), *moved.max(axis=0))  # the rotated box's bounds (IoU with a face's box ~0.5)
-        photos.append(BenchmarkPhoto(f"astronaut {angle:+d} deg" + (" mirrored" if mirror else ""), "portrait", turned, [box]))
+        photos.append(
+            BenchmarkPhoto(f"astronaut {angle:+d} deg" + (" mirrored" if mirror else ""), "portrait", turned, [box])
+        )
     return photos
 
 
@@ -142,22 +159,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the chosen policy and its variants (no MMOD rows)")
     args = parser.parse_args()
     if not args.faces.is_file():
-        print(f"poseface: error: {args.faces}: the UTKFace tar is needed to build the composite photos; pass --faces PATH")
+        print(
+            f"poseface: error: {args.faces}: the UTKFace tar is needed to build the composite photos; pass --faces PATH"
+        )
         sys.exit(2)
     import torch
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     photos = build_photos(args.faces)
-    rows: list[tuple[str, Callable]] = [] if args.quick else [
-        ("dlib HOG, up 0 (dlib's default)", dlib_hog(0)),
-        ("dlib HOG, up 1", dlib_hog(1)),
-        ("dlib HOG, up 2", dlib_hog(2)),
-        ("dlib MMOD CNN, up 0", dlib_mmod(0)),
-        ("dlib MMOD CNN, up 1", dlib_mmod(1)),
-        ("OpenCV Haar frontal (2x copy)", haar(False)),
-        ("OpenCV Haar frontal + profile (2x copy)", haar(True)),
-    ]
+    rows: list[tuple[str, Callable]] = (
+        []
+        if args.quick
+        else [
+            ("dlib HOG, up 0 (dlib's default)", dlib_hog(0)),
+            ("dlib HOG, up 1", dlib_hog(1)),
+            ("dlib HOG, up 2", dlib_hog(2)),
+            ("dlib MMOD CNN, up 0", dlib_mmod(0)),
+            ("dlib MMOD CNN, up 1", dlib_mmod(1)),
+            ("OpenCV Haar frontal (2x copy)", haar(False)),
+            ("OpenCV Haar frontal + profile (2x copy)", haar(True)),
+        ]
+    )
     rows += [
         ("PoseFace, min_score -0.5", poseface_policy(min_score=-0.5)),
         ("PoseFace, min_score -0.7", poseface_policy(min_score=-0.7)),
@@ -166,18 +189,31 @@ def main() -> None:
         ("PoseFace, no MMOD confirmation of weak boxes", poseface_policy(verify_below=0.0)),
         ("PoseFace, min_face_size 24 (3.3x copy)", poseface_policy(min_face_size=24)),
     ]
-    faces = {kind: sum(len(p.boxes) for p in photos if p.kind == kind) for kind in ("group", "tiny", "small", "portrait")}
-    print(f"{len(photos)} photos: {faces['group']} faces in 6 group photos, {faces['tiny']} tiny, {faces['small']} in small images, "
-          f"the astronaut (as it is, rotated +-30 deg, mirrored and rotated 20 deg), {sum(p.kind == 'none' for p in photos)} without a face; {args.threads} threads\n")
-    print("| detector | recall, group (30-45 px) | recall, tiny (16-24 px) | recall, small images | astronaut (4 views) | false positives (% of faces) | s / group photo |")
+    faces = {
+        kind: sum(len(p.boxes) for p in photos if p.kind == kind) for kind in ("group", "tiny", "small", "portrait")
+    }
+    print(
+        f"{len(photos)} photos: {faces['group']} faces in 6 group photos, {faces['tiny']} tiny, {faces['small']} in small images, "
+        f"the astronaut (as it is, rotated +-30 deg, mirrored and rotated 20 deg), {sum(p.kind == 'none' for p in photos)} "
+        f"without a face; {args.threads} threads\n"
+    )
+    print(
+        "| detector | recall, group (30-45 px) | recall, tiny (16-24 px) | recall, small images | astronaut (4 views) | "
+        "false positives (% of faces) | s / group photo |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, detector in rows:
         r = score(photos, detector)
-        print(f"| {name} | {r['group']:.1%} | {r['tiny']:.1%} | {r['small']:.1%} | {r['portrait']:.0%} "
-              f"| {r['fp']} ({r['fp_rate']:.1%}) | {r['seconds']:.2f} |", flush=True)
+        print(
+            f"| {name} | {r['group']:.1%} | {r['tiny']:.1%} | {r['small']:.1%} | {r['portrait']:.0%} "
+            f"| {r['fp']} ({r['fp_rate']:.1%}) | {r['seconds']:.2f} |",
+            flush=True,
+        )
     detection, network, found = network_seconds(photos[0])
-    print(f"\n{photos[0].name} ({photos[0].image.shape[1]}x{photos[0].image.shape[0]}) through `poseface restore` with the bundled "
-          f"model: detection + landmarks {detection:.2f} s, network {network:.2f} s, {found} of {len(photos[0].boxes)} faces")
+    print(
+        f"\n{photos[0].name} ({photos[0].image.shape[1]}x{photos[0].image.shape[0]}) through `poseface restore` with the bundled "
+        f"model: detection + landmarks {detection:.2f} s, network {network:.2f} s, {found} of {len(photos[0].boxes)} faces"
+    )
 
 
 if __name__ == "__main__":

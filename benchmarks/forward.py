@@ -20,8 +20,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import (AMP_DTYPES, autocast, peak_mb, pick_device, reset_peak, run_row,  # noqa: E402
-                               timed_median, to_channels_last)
+from benchmarks.common import (
+    AMP_DTYPES,
+    autocast,
+    peak_mb,
+    pick_device,
+    reset_peak,
+    run_row,  # noqa: E402
+    timed_median,
+    to_channels_last,
+)
 
 
 def matmul_rate(precision: str, device_name: str, threads: int, n: int, runs: int = 5) -> float:
@@ -35,8 +43,16 @@ def matmul_rate(precision: str, device_name: str, threads: int, n: int, runs: in
     return 2 * n**3 / timed_median(lambda: a @ b, device, warmup=1, runs=runs) / 1e9
 
 
-def measure_model(config_path: str, batch: int, precision: str, threads: int, runs: int, device_name: str,
-                  channels_last: bool, warmup: int) -> dict:
+def measure_model(
+    config_path: str,
+    batch: int,
+    precision: str,
+    threads: int,
+    runs: int,
+    device_name: str,
+    channels_last: bool,
+    warmup: int,
+) -> dict:
     import torch
 
     from poseface.models.cli import model_config_from_yaml
@@ -60,11 +76,15 @@ def measure_model(config_path: str, batch: int, precision: str, threads: int, ru
 
 def print_table(args: argparse.Namespace, rates: dict[str, float], rows: list[tuple[int, str, dict | str]]) -> None:
     layout = "channels_last" if args.channels_last else "contiguous (NCHW)"
-    print(f"config {args.config}, device {args.device}, {layout}, median of {args.runs} runs after {args.warmup} warm-up(s)")
+    print(
+        f"config {args.config}, device {args.device}, {layout}, median of {args.runs} runs after {args.warmup} warm-up(s)"
+    )
     print("matmul {0}^3: ".format(args.matmul_size) + ", ".join(f"{p} {r:.0f} GFLOP/s" for p, r in rates.items()))
     memory = "peak GPU MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     print()
-    print(f"| batch | precision | s / forward | s / face | GFLOP / forward | GFLOP/s | % of matmul rate | speed-up vs fp32 | {memory} |")
+    print(
+        f"| batch | precision | s / forward | s / face | GFLOP / forward | GFLOP/s | % of matmul rate | speed-up vs fp32 | {memory} |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     fp32_time: dict[int, float] = {}
     for batch, precision, r in rows:
@@ -75,8 +95,10 @@ def print_table(args: argparse.Namespace, rates: dict[str, float], rows: list[tu
         if precision == "fp32":
             fp32_time[batch] = r["seconds"]
         speedup = f"{fp32_time[batch] / r['seconds']:.2f}x" if batch in fp32_time else "-"
-        print(f"| {batch} | {precision} | {r['seconds']:.4f} | {r['seconds'] / batch:.4f} | {r['gflop']:.0f} | {rate:.0f} | "
-              f"{100 * rate / rates[precision]:.0f}% | {speedup} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {batch} | {precision} | {r['seconds']:.4f} | {r['seconds'] / batch:.4f} | {r['gflop']:.0f} | {rate:.0f} | "
+            f"{100 * rate / rates[precision]:.0f}% | {speedup} | {r['peak_mb']:.0f} |"
+        )
 
 
 def main() -> None:
@@ -98,15 +120,42 @@ def main() -> None:
         parser.error(f"--precisions: unknown {unknown[0]!r}; choose from {', '.join(AMP_DTYPES)}")
     if args.row:
         batch, precision = args.row.split(":")
-        print(json.dumps(measure_model(args.config, int(batch), precision, args.threads, args.runs, args.device,
-                                       args.channels_last, args.warmup)))
+        print(
+            json.dumps(
+                measure_model(
+                    args.config,
+                    int(batch),
+                    precision,
+                    args.threads,
+                    args.runs,
+                    args.device,
+                    args.channels_last,
+                    args.warmup,
+                )
+            )
+        )
         return
 
     rates = {p: matmul_rate(p, args.device, args.threads, args.matmul_size) for p in precisions}
-    shared = ["--config", args.config, "--device", args.device, "--threads", str(args.threads), "--runs", str(args.runs),
-              "--warmup", str(args.warmup), "--precisions", args.precisions] + (["--channels-last"] if args.channels_last else [])
-    rows = [(batch, precision, run_row(__file__, [*shared, "--row", f"{batch}:{precision}"], REPO))
-            for batch in (int(b) for b in args.batches.split(",")) for precision in precisions]
+    shared = [
+        "--config",
+        args.config,
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--runs",
+        str(args.runs),
+        "--warmup",
+        str(args.warmup),
+        "--precisions",
+        args.precisions,
+    ] + (["--channels-last"] if args.channels_last else [])
+    rows = [
+        (batch, precision, run_row(__file__, [*shared, "--row", f"{batch}:{precision}"], REPO))
+        for batch in (int(b) for b in args.batches.split(","))
+        for precision in precisions
+    ]
     print_table(args, rates, rows)
 
 

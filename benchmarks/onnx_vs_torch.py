@@ -54,9 +54,11 @@ def main() -> None:
         differences = export_onnx(model, path)
         export_seconds = time.perf_counter() - start
         onnx_model = load_onnx_model(path, device="cpu", threads=args.threads)
-        print(f"{weights.name}: {size} px, exported to ONNX opset {OPSET} in {export_seconds:.1f} s "
-              f"(with its check), {path.stat().st_size / 2**20:.1f} MB; torch {torch.__version__}, {args.threads} threads, "
-              f"median of {args.runs} runs after one warm-up, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+        print(
+            f"{weights.name}: {size} px, exported to ONNX opset {OPSET} in {export_seconds:.1f} s "
+            f"(with its check), {path.stat().st_size / 2**20:.1f} MB; torch {torch.__version__}, {args.threads} threads, "
+            f"median of {args.runs} runs after one warm-up, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
+        )
         print("| inputs | max abs difference onnxruntime - torch |\n|---|---|")
         for name, difference in differences.items():
             print(f"| {name} | {difference:.2e} |")

@@ -37,7 +37,7 @@ def group_photo(face_photo: np.ndarray, columns: int, rows: int, tile: int) -> n
         scale = tile / 260 * (0.85 if index % 3 == 1 else 1.0)
         piece = cv2.resize(head[:, ::-1] if index % 2 else head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         y, x = r * tile + (tile - piece.shape[0]) // 2, c * tile + (tile - piece.shape[1]) // 2
-        canvas[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+        canvas[y : y + piece.shape[0], x : x + piece.shape[1]] = piece
     return canvas
 
 
@@ -63,11 +63,15 @@ def main() -> None:
         restorer = Restorer(args.weights, device=args.device, precision=args.precision, batch_size=args.batch_size)
         what = args.weights
     else:
-        restorer = Restorer(model=stand_in_model(args.config), device=args.device, precision=args.precision, batch_size=args.batch_size)
+        restorer = Restorer(
+            model=stand_in_model(args.config), device=args.device, precision=args.precision, batch_size=args.batch_size
+        )
         what = f"stand-in: {Path(args.config).name} architecture, random weights"
     parameters = sum(p.numel() for p in restorer.model.parameters()) / 1e6
-    print(f"model: {what}; {restorer.size} px, {parameters:.1f} M parameters; device {restorer.device}, {args.precision}, "
-          f"batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {what}; {restorer.size} px, {parameters:.1f} M parameters; device {restorer.device}, {args.precision}, "
+        f"batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
 
     astronaut = data.astronaut()
     photos = {
@@ -75,7 +79,9 @@ def main() -> None:
         "group 1024x1024": group_photo(astronaut, 2, 2, 512),
         "group 2400x1600": group_photo(astronaut, 3, 2, 800),
     }
-    header = f"{'photo':<18} {'faces':>5} " + " ".join(f"{s + ' s':>11}" for s in STAGES) + f" {'total s':>8} {'network':>8}"
+    header = (
+        f"{'photo':<18} {'faces':>5} " + " ".join(f"{s + ' s':>11}" for s in STAGES) + f" {'total s':>8} {'network':>8}"
+    )
     print(header)
     print("-" * len(header))
     for name, photo in photos.items():
@@ -86,8 +92,11 @@ def main() -> None:
             for stage in STAGES:
                 totals[stage] = min(totals[stage], result.timings[stage])
         total = sum(totals.values())
-        print(f"{name:<18} {len(result.faces):>5} " + " ".join(f"{totals[s]:>11.3f}" for s in STAGES)
-              + f" {total:>8.3f} {100 * totals['network'] / total:>7.0f}%")
+        print(
+            f"{name:<18} {len(result.faces):>5} "
+            + " ".join(f"{totals[s]:>11.3f}" for s in STAGES)
+            + f" {total:>8.3f} {100 * totals['network'] / total:>7.0f}%"
+        )
 
 
 if __name__ == "__main__":

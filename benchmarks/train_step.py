@@ -50,8 +50,16 @@ class SyntheticFaces:
         return {"lq": gt * 0.5, "gt": gt, "boxes": boxes, "has_boxes": torch.tensor(True), "name": str(index)}
 
 
-def measure(config_path: str, batch: int, steps: int, threads: int, amp: str, device_name: str = "cpu",
-            channels_last: bool = False, warmup: int = 1) -> dict:
+def measure(
+    config_path: str,
+    batch: int,
+    steps: int,
+    threads: int,
+    amp: str,
+    device_name: str = "cpu",
+    channels_last: bool = False,
+    warmup: int = 1,
+) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -67,11 +75,22 @@ def measure(config_path: str, batch: int, steps: int, threads: int, amp: str, de
     cfg = load_config(config_path, ExperimentConfig)
     losses = dataclasses.replace(cfg.losses, feature_matching=0.02, face_preserving=10.0)
     with tempfile.TemporaryDirectory() as out:
-        train = dataclasses.replace(cfg.train, batch_size=batch, out_dir=out, amp=amp, device=device_name,
-                                    adversarial_start=0, discriminator_start=None)  # a full step: every term, both Ds
-        cfg = dataclasses.replace(cfg, losses=losses, train=train, data=dataclasses.replace(cfg.data, num_workers=0, val_images=2))
-        networks = {"vgg": load_vgg19_features(DEFAULT_LAYERS, None, pretrained=False),
-                    "identity": load_identity_encoder(losses.arcface, None, pretrained=False)}
+        train = dataclasses.replace(
+            cfg.train,
+            batch_size=batch,
+            out_dir=out,
+            amp=amp,
+            device=device_name,
+            adversarial_start=0,
+            discriminator_start=None,
+        )  # a full step: every term, both Ds
+        cfg = dataclasses.replace(
+            cfg, losses=losses, train=train, data=dataclasses.replace(cfg.data, num_workers=0, val_images=2)
+        )
+        networks = {
+            "vgg": load_vgg19_features(DEFAULT_LAYERS, None, pretrained=False),
+            "identity": load_identity_encoder(losses.arcface, None, pretrained=False),
+        }
         data = SyntheticFaces(cfg.model.size)
         trainer = Trainer(cfg, Process(device=device), loss_networks=networks, dataset=data, val_dataset=data)
         items = [data[i] for i in range(batch)]
@@ -92,42 +111,70 @@ def measure(config_path: str, batch: int, steps: int, threads: int, amp: str, de
         with FlopCounterMode(display=False) as counter:  # forward + backward of every network, one non-R1 step
             step(1)
         synchronize(device)
-    return {"seconds": seconds, "r1_seconds": r1_seconds, "gflop": counter.get_total_flops() / 1e9, "peak_mb": peak_mb(device)}
+    return {
+        "seconds": seconds,
+        "r1_seconds": r1_seconds,
+        "gflop": counter.get_total_flops() / 1e9,
+        "peak_mb": peak_mb(device),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="configs/small-128.yaml:4,configs/paper-512.yaml:1",
-                        help="comma-separated CONFIG:BATCH rows")
+    parser.add_argument(
+        "--rows", default="configs/small-128.yaml:4,configs/paper-512.yaml:1", help="comma-separated CONFIG:BATCH rows"
+    )
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--amp", default="none", help="none | bf16 | fp16 autocast (train.amp)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--channels-last", action="store_true", help="networks and batches in channels_last memory format")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="networks and batches in channels_last memory format"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before the timed ones")
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
         config, batch = args.row.rsplit(":", 1)
-        print(json.dumps(measure(config, int(batch), args.steps, args.threads, args.amp, args.device, args.channels_last, args.warmup)))
+        print(
+            json.dumps(
+                measure(
+                    config, int(batch), args.steps, args.threads, args.amp, args.device, args.channels_last, args.warmup
+                )
+            )
+        )
         return
     layout = "channels_last" if args.channels_last else "contiguous (NCHW)"
-    print(f"device {args.device}, {args.threads} threads, amp {args.amp}, {layout}, median of {args.steps} steps after "
-          f"{args.warmup} warm-up(s); all loss terms on")
+    print(
+        f"device {args.device}, {args.threads} threads, amp {args.amp}, {layout}, median of {args.steps} steps after "
+        f"{args.warmup} warm-up(s); all loss terms on"
+    )
     memory = "peak GPU MiB" if args.device.startswith("cuda") else "peak RSS MiB"
     print()
     print(f"| config | batch | s / iteration | s / iteration with R1 | GFLOP / iteration | GFLOP/s | {memory} |")
     print("|---|---|---|---|---|---|---|")
-    shared = ["--steps", str(args.steps), "--threads", str(args.threads), "--amp", args.amp, "--device", args.device,
-              "--warmup", str(args.warmup)] + (["--channels-last"] if args.channels_last else [])
+    shared = [
+        "--steps",
+        str(args.steps),
+        "--threads",
+        str(args.threads),
+        "--amp",
+        args.amp,
+        "--device",
+        args.device,
+        "--warmup",
+        str(args.warmup),
+    ] + (["--channels-last"] if args.channels_last else [])
     for row in args.rows.split(","):
         r = run_row(__file__, [*shared, "--row", row], REPO)
         config, batch = row.rsplit(":", 1)
         if isinstance(r, str):
             print(f"| {config} | {batch} | failed: {r} |")
             continue
-        print(f"| {config} | {batch} | {r['seconds']:.3f} | {r['r1_seconds']:.3f} | {r['gflop']:.0f} | {r['gflop'] / r['seconds']:.0f} "
-              f"| {r['peak_mb']:.0f} |")
+        print(
+            f"| {config} | {batch} | {r['seconds']:.3f} | {r['r1_seconds']:.3f} | {r['gflop']:.0f} | {r['gflop'] / r['seconds']:.0f} "
+            f"| {r['peak_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -32,20 +32,28 @@ def _bounds(low: float | None, high: float | None, low_open: bool) -> str:
     return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
 
 
-def require_number(name: str, value: float, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+def require_number(
+    name: str, value: float, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> None:
     """ValueError naming `name` unless `value` is a finite number with low <= value <= high (low < value
     with `low_open`); for the `__post_init__` checks of the config dataclasses. Integers read
     "must be >= 1", floats "must be a finite number >= 0"."""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     is_integer = is_number and isinstance(value, numbers.Integral)
-    inside = is_number and math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
+    inside = (
+        is_number
+        and math.isfinite(value)
+        and (low is None or (value > low if low_open else value >= low))
         and (high is None or value <= high)
+    )
     if not inside:
         kind = "" if is_integer else "a finite number "
         raise ValueError(f"{name} must be {kind}{_bounds(low, high, low_open)}".rstrip() + f", got {value!r}")
 
 
-def require_numbers(name: str, values: Any, low: float | None = None, high: float | None = None, low_open: bool = False) -> None:
+def require_numbers(
+    name: str, values: Any, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> None:
     """`require_number` for every item of a sequence, named `name[i]`."""
     for index, value in enumerate(values):
         require_number(f"{name}[{index}]", value, low, high, low_open)

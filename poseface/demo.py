@@ -48,7 +48,9 @@ DEFAULT_SEED = 1  # paper preset: anisotropic blur, x2.8 down-sampling, noise 21
 PHOTO_REFERENCE_SIZE = 2300
 
 
-def degraded_astronaut(seed: int = DEFAULT_SEED, preset_name: str = DEFAULT_PRESET) -> tuple[np.ndarray, np.ndarray, dict]:
+def degraded_astronaut(
+    seed: int = DEFAULT_SEED, preset_name: str = DEFAULT_PRESET
+) -> tuple[np.ndarray, np.ndarray, dict]:
     from skimage import data
 
     from poseface.data.degradation import degrade, preset
@@ -59,7 +61,9 @@ def degraded_astronaut(seed: int = DEFAULT_SEED, preset_name: str = DEFAULT_PRES
     return clean, lq, params
 
 
-def face_region(box: tuple[float, float, float, float], height: int, width: int, margin: float = 0.25) -> tuple[slice, slice]:
+def face_region(
+    box: tuple[float, float, float, float], height: int, width: int, margin: float = 0.25
+) -> tuple[slice, slice]:
     """The detection box grown by `margin` on each side, clipped to the image."""
     x1, y1, x2, y2 = box
     dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
@@ -72,11 +76,16 @@ def metrics_table(images: dict[str, np.ndarray], clean: np.ndarray, region: tupl
     from poseface.metrics.niqe import niqe
     from poseface.metrics.psnr_ssim import psnr, ssim
 
-    lines = ["| image | PSNR photo | SSIM photo | NIQE photo | PSNR face | SSIM face | NIQE face |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| image | PSNR photo | SSIM photo | NIQE photo | PSNR face | SSIM face | NIQE face |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, image in images.items():
         face, clean_face = image[region], clean[region]
-        lines.append(f"| {name} | {psnr(image, clean):.2f} | {ssim(image, clean):.4f} | {niqe(image):.3f} | "
-                     f"{psnr(face, clean_face):.2f} | {ssim(face, clean_face):.4f} | {niqe(face):.3f} |")
+        lines.append(
+            f"| {name} | {psnr(image, clean):.2f} | {ssim(image, clean):.4f} | {niqe(image):.3f} | "
+            f"{psnr(face, clean_face):.2f} | {ssim(face, clean_face):.4f} | {niqe(face):.3f} |"
+        )
     return lines
 
 
@@ -87,7 +96,9 @@ def run(out_dir: Path, weights: str | None, seed: int, preset_name: str, pipelin
     from poseface.imageio import write_image
 
     clean, lq, params = degraded_astronaut(seed, preset_name)
-    print(f"example: skimage.data.astronaut() 512x512, degraded ({preset_name} preset, seed {seed}): {describe(params)}")
+    print(
+        f"example: skimage.data.astronaut() 512x512, degraded ({preset_name} preset, seed {seed}): {describe(params)}"
+    )
     if pipeline_check:
         print("pipeline check: identity network (end-to-end check of detection, alignment, batching and paste-back)")
         restorer = Restorer(model=IdentityNet(), device="cpu")
@@ -105,14 +116,21 @@ def run(out_dir: Path, weights: str | None, seed: int, preset_name: str, pipelin
     out_dir.mkdir(parents=True, exist_ok=True)
     write_image(out_dir / "astronaut_degraded.png", lq)
     write_image(out_dir / "astronaut_restored.png", restored)
-    sheet = contact_sheet([[lq, restored, clean], [lq[region], restored[region], clean[region]]],
-                          [f"degraded ({preset_name}, seed {seed})", label, "clean"], cell_size=512)
+    sheet = contact_sheet(
+        [[lq, restored, clean], [lq[region], restored[region], clean[region]]],
+        [f"degraded ({preset_name}, seed {seed})", label, "clean"],
+        cell_size=512,
+    )
     write_image(out_dir / "astronaut_compare.png", sheet)
-    print(f"{len(result.faces)} face(s) restored in {seconds:.2f} s "
-          f"({', '.join(f'{k} {v:.2f} s' for k, v in result.timings.items())})")
+    print(
+        f"{len(result.faces)} face(s) restored in {seconds:.2f} s "
+        f"({', '.join(f'{k} {v:.2f} s' for k, v in result.timings.items())})"
+    )
     for line in metrics_table({"degraded": lq, "restored": restored, "clean": clean}, clean, region):
         print(line)
-    print(f"wrote {out_dir / 'astronaut_degraded.png'}, {out_dir / 'astronaut_restored.png'}, {out_dir / 'astronaut_compare.png'}")
+    print(
+        f"wrote {out_dir / 'astronaut_degraded.png'}, {out_dir / 'astronaut_restored.png'}, {out_dir / 'astronaut_compare.png'}"
+    )
     return 0
 
 
@@ -120,9 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m poseface.demo", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out-dir", default="demo")
     parser.add_argument("--weights", help="restore with these weights instead of the bundled model")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"degradation preset: paper, mild, severe (default {DEFAULT_PRESET})")
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, help=f"degradation preset: paper, mild, severe (default {DEFAULT_PRESET})"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"degradation seed (default {DEFAULT_SEED})")
-    parser.add_argument("--pipeline-check", action="store_true", help="identity network instead of a model (checks the photo pipeline)")
+    parser.add_argument(
+        "--pipeline-check", action="store_true", help="identity network instead of a model (checks the photo pipeline)"
+    )
     args = parser.parse_args(argv)
     try:
         return run(Path(args.out_dir), args.weights, args.seed, args.preset, args.pipeline_check)

@@ -34,7 +34,11 @@ def _check_cuda(name: str, device: torch.device) -> None:
         raise ParameterError("device", name, "no CUDA device is available here; use {flag}cpu or auto")
     count = torch.cuda.device_count()
     if device.index is not None and device.index >= count:
-        raise ParameterError("device", name, f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}; use {{flag}}cuda:0 or auto")
+        raise ParameterError(
+            "device",
+            name,
+            f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}; use {{flag}}cuda:0 or auto",
+        )
 
 
 def resolve_device(device: str | torch.device, local_rank: int | None = None) -> torch.device:

@@ -66,8 +66,12 @@ def decode_image(source, label: str | os.PathLike, max_pixels: int = DEFAULT_MAX
             f"{label}: image larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        detail = f"{type(exc).__name__}: {exc}" if isinstance(source, (str, os.PathLike)) else type(exc).__name__  # not a BytesIO's repr
-        raise PoseFaceError(f"{label}: not a readable image ({detail}); the file is truncated, corrupt or not an image") from None
+        detail = (
+            f"{type(exc).__name__}: {exc}" if isinstance(source, (str, os.PathLike)) else type(exc).__name__
+        )  # not a BytesIO's repr
+        raise PoseFaceError(
+            f"{label}: not a readable image ({detail}); the file is truncated, corrupt or not an image"
+        ) from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
     return image
@@ -92,7 +96,8 @@ def refuse_above_limit(path: str | os.PathLike, size: tuple[int, int], max_pixel
     width, height = size
     if width * height > max_pixels:
         raise PoseFaceError(
-            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit (--max-pixels) if you trust the file"
+            f"{path}: image of {width}x{height} pixels is larger than the decoding limit of {max_pixels} pixels; raise the limit "
+            "(--max-pixels) if you trust the file"
         )
 
 
@@ -120,12 +125,19 @@ def rgb_array(image: Image.Image) -> np.ndarray:
 def png_bytes(array: np.ndarray, compress_level: int = 3) -> bytes:
     """An RGB(A) or grey uint8 array as the bytes of a PNG file (a download, a data URL)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=compress_level)
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(
+        buffer, format="PNG", compress_level=compress_level
+    )
     return buffer.getvalue()
 
 
 TEMPORARY_PREFIX = ".tmp-"  # atomic_write's temporary files: .tmp-<8 of tempfile's [a-z0-9_]><suffix>
-_OWN_TEMPORARY_IMAGE = re.compile(re.escape(TEMPORARY_PREFIX) + r"[a-z0-9_]{8}(" + "|".join(re.escape(s) for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES) + r")")
+_OWN_TEMPORARY_IMAGE = re.compile(
+    re.escape(TEMPORARY_PREFIX)
+    + r"[a-z0-9_]{8}("
+    + "|".join(re.escape(s) for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    + r")"
+)
 
 
 def atomic_write(path: str | os.PathLike, save, replace: bool = True) -> Path:
@@ -189,7 +201,9 @@ def _refuse_unwritable(path: Path, folder: Path, fix: str) -> None:
     if not existing.is_dir():
         raise PoseFaceError(f"{path}: cannot be created, {existing} is a file; {fix}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PoseFaceError(f"{path}: cannot be written, {existing} is read-only for this user; {fix} or fix its permissions")
+        raise PoseFaceError(
+            f"{path}: cannot be written, {existing} is read-only for this user; {fix} or fix its permissions"
+        )
 
 
 def check_output_folder(folder: str | os.PathLike, option: str = "-o") -> Path:
@@ -217,7 +231,9 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True, option: s
 def check_max_pixels(max_pixels: int) -> int:
     """--max-pixels must be a positive number of pixels."""
     if max_pixels < 1:
-        raise PoseFaceError(f"--max-pixels {max_pixels}: must be at least 1 (pixels); the default is {DEFAULT_MAX_PIXELS}")
+        raise PoseFaceError(
+            f"--max-pixels {max_pixels}: must be at least 1 (pixels); the default is {DEFAULT_MAX_PIXELS}"
+        )
     return max_pixels
 
 
@@ -232,7 +248,11 @@ def stale_temporary_images(folder: str | os.PathLike, older_than: float) -> list
 
 
 def write_image(
-    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+    path: str | os.PathLike,
+    array: np.ndarray,
+    quality: int = 95,
+    metadata: ImageMetadata | None = None,
+    replace: bool = True,
 ) -> Path:
     """Write an RGB(A) uint8/uint16 array atomically (temporary file + rename), creating folders;
     `replace=False`: never replace an existing file (see atomic_write).
@@ -273,7 +293,9 @@ SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # where a 16-bit image can be 
 METADATA_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # where the ICC profile and EXIF are kept
 _ORIENTATION_TAG = 0x0112
 # TIFF tags that describe the pixel layout, not the photo: never carried as EXIF into another file
-_LAYOUT_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339, 34675})
+_LAYOUT_TAGS = frozenset(
+    {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 338, 339, 34675}
+)
 
 
 @dataclass(frozen=True)
@@ -337,7 +359,9 @@ def _header(path: Path, max_pixels: int) -> tuple[str | None, bool, int, ImageMe
             file_format = header.format
             orientation = header.getexif().get(_ORIENTATION_TAG, 1)
             bits = header.tag_v2.get(258, (8,)) if file_format == "TIFF" else (8,)
-            metadata = ImageMetadata(header.info.get("icc_profile") or None, _upright_exif(header), getattr(header, "n_frames", 1))
+            metadata = ImageMetadata(
+                header.info.get("icc_profile") or None, _upright_exif(header), getattr(header, "n_frames", 1)
+            )
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None, False, 1, ImageMetadata()  # open_image reports it
     refuse_above_limit(path, (width, height), max_pixels)
@@ -358,7 +382,9 @@ def read_image_full(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXEL
     return read_image_and_metadata(path, max_pixels)[0]
 
 
-def read_image_and_metadata(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, ImageMetadata]:
+def read_image_and_metadata(
+    path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, ImageMetadata]:
     """`read_image_full`, plus the file's ICC profile, EXIF (orientation reset to 1) and frame count."""
     path = Path(path)
     _, sixteen_colour, orientation, metadata = _header(path, max_pixels)
@@ -387,7 +413,11 @@ def _read_pixels(path: Path, max_pixels: int, sixteen_colour: bool, orientation:
 
 
 def write_image_full(
-    path: str | os.PathLike, array: np.ndarray, quality: int = 95, metadata: ImageMetadata | None = None, replace: bool = True
+    path: str | os.PathLike,
+    array: np.ndarray,
+    quality: int = 95,
+    metadata: ImageMetadata | None = None,
+    replace: bool = True,
 ) -> Path:
     """Write what `read_image_full` returns, at the input's depth where the format allows.
 
@@ -409,7 +439,9 @@ def write_image_full(
             array = array[..., 0]
         else:
             image = _la_image(array)
-            return atomic_write(path, lambda tmp_name: image.save(tmp_name, **_metadata_arguments(suffix, metadata)), replace)
+            return atomic_write(
+                path, lambda tmp_name: image.save(tmp_name, **_metadata_arguments(suffix, metadata)), replace
+            )
     if array.ndim == 3 and array.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         array = array[..., :3]
     return write_image(path, array, quality=quality, metadata=metadata, replace=replace)
@@ -424,5 +456,7 @@ def _usual_permissions(path: Path) -> Path:
 
 
 def _la_image(array: np.ndarray) -> Image.Image:
-    return Image.merge("LA", (Image.fromarray(np.ascontiguousarray(array[..., 0])), Image.fromarray(np.ascontiguousarray(array[..., 1]))))
-
+    return Image.merge(
+        "LA",
+        (Image.fromarray(np.ascontiguousarray(array[..., 0])), Image.fromarray(np.ascontiguousarray(array[..., 1]))),
+    )

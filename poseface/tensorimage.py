@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 
-def images_to_tensor(images: np.ndarray, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def images_to_tensor(
+    images: np.ndarray, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """uint8 RGB (N, H, W, 3) or one (H, W, 3) image -> (N, 3, H, W) tensor in [-1, 1] on `device`."""
     array = np.asarray(images)
     if array.ndim == 3:

@@ -83,7 +83,9 @@ def full_pin(value: str, where: str) -> str:
     """`value` as a full lower-case sha256, or a one-line error naming `where` (prefixes are refused)."""
     value = value.strip().lower()
     if not FULL_DIGEST.fullmatch(value):
-        raise PoseFaceError(f"{where}: {value!r} is not a full sha256; give all 64 hex digits (printed when the file was loaded)")
+        raise PoseFaceError(
+            f"{where}: {value!r} is not a full sha256; give all 64 hex digits (printed when the file was loaded)"
+        )
     return value
 
 
@@ -134,7 +136,11 @@ def integrity_note(path: Path, spec: WeightsSpec, digest: str, first_download: b
     """One line saying how far `path` was checked, with its full sha256."""
     if spec.sha256:
         return f"{path}: sha256 {digest} (verified against the published sha256)"
-    origin = f"the publisher gives only the prefix {spec.hash_prefix}" if spec.hash_prefix else "the publisher gives no checksum"
+    origin = (
+        f"the publisher gives only the prefix {spec.hash_prefix}"
+        if spec.hash_prefix
+        else "the publisher gives no checksum"
+    )
     if first_download:
         kind = "prefix checked" if spec.hash_prefix else "unverified"
         return f"{path}: sha256 {digest} ({kind}: {origin}; recorded in {digest_file(path).name}, checked in full from now on)"
@@ -173,9 +179,12 @@ def _fetch_into(part: Path, url: str, what: str, progress: bool) -> None:
             start = 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length else None
-        with open(part, "ab" if start else "wb") as out, tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, desc=what, disable=not progress, leave=False
-        ) as bar:
+        with (
+            open(part, "ab" if start else "wb") as out,
+            tqdm(
+                total=total, initial=start, unit="B", unit_scale=True, desc=what, disable=not progress, leave=False
+            ) as bar,
+        ):
             while block := response.read(CHUNK):
                 out.write(block)
                 bar.update(len(block))
@@ -196,7 +205,9 @@ def fetch(spec: WeightsSpec, dest: Path, progress: bool = True, path_key: str = 
         _fetch_into(part, spec.url, spec.name, progress)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise PoseFaceError(f"{dest}: cannot download {spec.what} ({reason}); offline? {offline_hint(spec, dest, path_key)}") from None
+        raise PoseFaceError(
+            f"{dest}: cannot download {spec.what} ({reason}); offline? {offline_hint(spec, dest, path_key)}"
+        ) from None
     try:
         digest = verify(part, spec)
     except PoseFaceError:
@@ -208,8 +219,14 @@ def fetch(spec: WeightsSpec, dest: Path, progress: bool = True, path_key: str = 
     return digest
 
 
-def resolve(spec: WeightsSpec, local_path: str | os.PathLike | None = None, download: bool = True,
-            weights_dir: Path | None = None, report: bool = True, path_key: str = "") -> Path:
+def resolve(
+    spec: WeightsSpec,
+    local_path: str | os.PathLike | None = None,
+    download: bool = True,
+    weights_dir: Path | None = None,
+    report: bool = True,
+    path_key: str = "",
+) -> Path:
     """Return a checked local file for `spec`.
 
     Order: an explicit `local_path`, the weights folder (`weights_dir`, default `cache_dir()`), then one

@@ -9,15 +9,21 @@ from poseface import zoo
 from poseface.errors import PoseFaceError
 from poseface.weights import fetch, integrity_note, verify_local
 
-WEIGHTS_DIR_HELP = ("folder for downloaded weights (default: $POSEFACE_HOME, else $TORCH_HOME/poseface, "
-                    "else ~/.cache/torch/poseface)")
+WEIGHTS_DIR_HELP = (
+    "folder for downloaded weights (default: $POSEFACE_HOME, else $TORCH_HOME/poseface, else ~/.cache/torch/poseface)"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("weights", help="the model zoo: list known weights, download one",
-                                   description="Every pretrained file PoseFace knows, and a checked, resumable download.")
+    parser = subparsers.add_parser(
+        "weights",
+        help="the model zoo: list known weights, download one",
+        description="Every pretrained file PoseFace knows, and a checked, resumable download.",
+    )
     actions = parser.add_subparsers(dest="weights_command", metavar="ACTION")
-    listing = actions.add_parser("list", help="table of known models: purpose, source, size, licence, sha256, local copy")
+    listing = actions.add_parser(
+        "list", help="table of known models: purpose, source, size, licence, sha256, local copy"
+    )
     listing.add_argument("--weights-dir", help=WEIGHTS_DIR_HELP)
     listing.set_defaults(func=run_list)
     get = actions.add_parser("get", help="download NAME once into the weights folder (resumable, checksummed)")

@@ -48,8 +48,13 @@ class ZooEntry:
 
 def _gpen(name: str, purpose: str) -> ZooEntry:
     what = f"GPEN's {name}.pth"
-    return ZooEntry(name, WeightsSpec(f"{name}.pth", f"{GPEN_RELEASE}/{name}.pth", "", what), purpose, GPEN_LICENCE,
-                    source="https://github.com/yangxy/GPEN#usage")
+    return ZooEntry(
+        name,
+        WeightsSpec(f"{name}.pth", f"{GPEN_RELEASE}/{name}.pth", "", what),
+        purpose,
+        GPEN_LICENCE,
+        source="https://github.com/yangxy/GPEN#usage",
+    )
 
 
 ZOO: tuple[ZooEntry, ...] = (
@@ -66,47 +71,79 @@ ZOO: tuple[ZooEntry, ...] = (
     _gpen("GPEN-BFR-256-D", "train init (--init-gpen-d): GPEN-BFR-256's discriminator"),
     ZooEntry(
         "vgg19",
-        WeightsSpec("vgg19-dcbb9e9d.pth", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "",
-                    "VGG19 ImageNet weights (torchvision)", "set losses.feature_matching: 0", hash_prefix="dcbb9e9d"),
+        WeightsSpec(
+            "vgg19-dcbb9e9d.pth",
+            "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            "",
+            "VGG19 ImageNet weights (torchvision)",
+            "set losses.feature_matching: 0",
+            hash_prefix="dcbb9e9d",
+        ),
         "loss: feature matching (eq. 14), losses.vgg_weights",
         TORCHVISION_LICENCE,
         size="548.1 MB",
     ),
     ZooEntry(
         "arcface-ir-se50",
-        WeightsSpec("model_ir_se50.pth", f"{GPEN_RELEASE}/model_ir_se50.pth", "",
-                    "ArcFace IR-SE50 weights (GPEN's model_ir_se50.pth, linked from the yangxy/GPEN README)",
-                    "set losses.face_preserving: 0 (or losses.arcface: resnet18)"),
+        WeightsSpec(
+            "model_ir_se50.pth",
+            f"{GPEN_RELEASE}/model_ir_se50.pth",
+            "",
+            "ArcFace IR-SE50 weights (GPEN's model_ir_se50.pth, linked from the yangxy/GPEN README)",
+            "set losses.face_preserving: 0 (or losses.arcface: resnet18)",
+        ),
         "loss: face preserving (eq. 15), losses.arcface: ir_se50; evaluate --arcface-weights",
         f"from GPEN's release ({GPEN_LICENCE})",
         source="https://github.com/yangxy/GPEN#usage",
     ),
     ZooEntry(
         "arcface-resnet18",
-        WeightsSpec("arcface_resnet18.pth", "https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
-                    "", "ArcFace ResNet18 weights (GFPGAN's arcface_resnet18.pth)", "set losses.face_preserving: 0"),
+        WeightsSpec(
+            "arcface_resnet18.pth",
+            "https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",
+            "",
+            "ArcFace ResNet18 weights (GFPGAN's arcface_resnet18.pth)",
+            "set losses.face_preserving: 0",
+        ),
         "loss: face preserving, losses.arcface: resnet18; evaluate --arcface-weights",
         "Apache-2.0 (GFPGAN)",
     ),
     ZooEntry(
         "lpips-alex",
-        WeightsSpec("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "",
-                    "AlexNet ImageNet weights (torchvision) for LPIPS", "leave lpips out of --metrics", hash_prefix="7be5be79"),
+        WeightsSpec(
+            "alexnet-owt-7be5be79.pth",
+            "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            "",
+            "AlexNet ImageNet weights (torchvision) for LPIPS",
+            "leave lpips out of --metrics",
+            hash_prefix="7be5be79",
+        ),
         "metric: LPIPS backbone (--lpips-net alex; the linear heads ship in poseface/assets/metrics)",
         TORCHVISION_LICENCE,
     ),
     ZooEntry(
         "lpips-vgg16",
-        WeightsSpec("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth", "",
-                    "VGG16 ImageNet weights (torchvision) for LPIPS", "leave lpips out of --metrics", hash_prefix="397923af"),
+        WeightsSpec(
+            "vgg16-397923af.pth",
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+            "",
+            "VGG16 ImageNet weights (torchvision) for LPIPS",
+            "leave lpips out of --metrics",
+            hash_prefix="397923af",
+        ),
         "metric: LPIPS backbone (--lpips-net vgg)",
         TORCHVISION_LICENCE,
     ),
     ZooEntry(
         "fid-inception",
-        WeightsSpec("pt_inception-2015-12-05-6726825d.pth",
-                    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
-                    "", "FID Inception-v3 weights (pytorch-fid)", "leave fid out of --metrics", hash_prefix="6726825d"),
+        WeightsSpec(
+            "pt_inception-2015-12-05-6726825d.pth",
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+            "",
+            "FID Inception-v3 weights (pytorch-fid)",
+            "leave fid out of --metrics",
+            hash_prefix="6726825d",
+        ),
         "metric: FID feature extractor (--fid-weights)",
         "Apache-2.0 (pytorch-fid)",
     ),
@@ -138,7 +175,10 @@ def spec(name: str) -> WeightsSpec:
 def missing_message(item: ZooEntry, dest: Path) -> str:
     """One line: how to get `item` to `dest` (the command, or the URL to fetch by hand)."""
     if item.spec.url:
-        return f"{dest}: {item.name} is not downloaded; run `poseface weights get {item.name}` or fetch {item.spec.url} by hand and put it there"
+        return (
+            f"{dest}: {item.name} is not downloaded; run `poseface weights get {item.name}` or fetch {item.spec.url} by hand and "
+            "put it there"
+        )
     return f"{dest}: {item.name} is not here; get it from {item.source} and put it there"
 
 
@@ -181,8 +221,14 @@ def rows(weights_dir: Path | None = None, with_local: bool = True) -> list[list[
     header = ["name", "for", "source", "size", "licence", "sha256"] + (["local"] if with_local else [])
     table = [header]
     for item in ZOO:
-        row = [item.name, item.purpose, item.where_from(), size_of(item, weights_dir, with_local),
-               item.licence, checksum_cell(item)]
+        row = [
+            item.name,
+            item.purpose,
+            item.where_from(),
+            size_of(item, weights_dir, with_local),
+            item.licence,
+            checksum_cell(item),
+        ]
         if with_local:
             local = item.local_path(weights_dir)
             row.append(str(local) if local.is_file() else "no")

@@ -33,7 +33,10 @@ def test_auto_is_cuda_then_mps_then_cpu(no_accelerator, monkeypatch):
 def test_cuda_n_is_accepted_and_checked(two_gpus):
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cuda:1", local_rank=0) == torch.device("cuda", 1)  # an explicit index wins
-    with pytest.raises(ParameterError, match=r"^device=cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1; use device=cuda:0 or auto$"):
+    with pytest.raises(
+        ParameterError,
+        match=r"^device=cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1; use device=cuda:0 or auto$",
+    ):
         resolve_device("cuda:2")
 
 
@@ -57,4 +60,7 @@ def test_training_uses_the_same_choice(no_accelerator):
 def test_restore_accepts_cuda_n_and_says_it_is_missing_in_one_line(no_accelerator, tmp_path, capsys):
     code = main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--device", "cuda:1"])
     err = capsys.readouterr().err
-    assert code == 2 and err == "poseface: error: --device cuda:1: no CUDA device is available here; use --device cpu or auto\n"
+    assert (
+        code == 2
+        and err == "poseface: error: --device cuda:1: no CUDA device is available here; use --device cpu or auto\n"
+    )

@@ -125,10 +125,14 @@ def test_posted_photo_comes_back_restored_in_the_face_region(url: str, astronaut
     assert restored.shape == astronaut.shape
     x0, y0, x1, y1 = (int(round(v)) for v in answer["boxes"][0])
     change = np.abs(restored.astype(np.int16) - astronaut.astype(np.int16))
-    assert change[y0:y1, x0:x1].mean() > 1.5  # restored (2.8 here); fidelity 0, the resampling round trip alone, gives 0.7
+    assert (
+        change[y0:y1, x0:x1].mean() > 1.5
+    )  # restored (2.8 here); fidelity 0, the resampling round trip alone, gives 0.7
     assert change[400:, 400:].max() == 0  # far from the face nothing moved
     # the previews carry the face boxes (draw_boxes); the download does not
-    assert green_pixels(decode_data_url(answer["input"])) > (x1 - x0) and green_pixels(decode_data_url(answer["output"])) > (x1 - x0)
+    assert green_pixels(decode_data_url(answer["input"])) > (x1 - x0) and green_pixels(
+        decode_data_url(answer["output"])
+    ) > (x1 - x0)
     assert green_pixels(restored) < green_pixels(decode_data_url(answer["output"])) // 10
 
 
@@ -165,12 +169,22 @@ def test_limits_refuse_large_photos_outputs_and_uploads(service: RestoreService,
     limited = RestoreService(service.models, "cpu", ServeLimits(max_pixels=600 * 600, max_upload_bytes=len(data) - 1))
     with running(limited) as url:
         status, answer = post(url, data, name="a.png")
-        assert status == 413 and f"a.png: {len(data)} bytes is more than the upload limit of {len(data) - 1} bytes" in answer["error"]
+        assert (
+            status == 413
+            and f"a.png: {len(data)} bytes is more than the upload limit of {len(data) - 1} bytes" in answer["error"]
+        )
         small = png(np.zeros((700, 700, 3), np.uint8))  # 490,000 pixels, above the limit; small as a PNG
         status, answer = post(url, small, name="big.png")
-        assert status == 400 and "big.png: image of 700x700 pixels is larger than the decoding limit of 360000 pixels" in answer["error"]
+        assert (
+            status == 400
+            and "big.png: image of 700x700 pixels is larger than the decoding limit of 360000 pixels" in answer["error"]
+        )
         status, answer = post(url, png(astronaut[:400, :400]), name="a.png", upscale=2)
-        assert status == 400 and "a.png: the output would be 800x800 pixels (--upscale 2), more than --max-pixels 360000" in answer["error"]
+        assert (
+            status == 400
+            and "a.png: the output would be 800x800 pixels (--upscale 2), more than --max-pixels 360000"
+            in answer["error"]
+        )
 
 
 class CountingModel(torch.nn.Module):
@@ -249,7 +263,9 @@ def chromium() -> tuple[str, str]:
 @pytest.mark.slow
 def test_page_in_headless_chromium(url: str, astronaut: np.ndarray, tmp_path: Path):
     browser, driver_path = chromium()
-    webdriver = pytest.importorskip("selenium.webdriver", reason="headless Chromium test: pip install selenium (the test extra)")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="headless Chromium test: pip install selenium (the test extra)"
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -258,7 +274,13 @@ def test_page_in_headless_chromium(url: str, astronaut: np.ndarray, tmp_path: Pa
     notes.write_text("not a photo")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1000", "--hide-scrollbars"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1000",
+        "--hide-scrollbars",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(REQUEST_SECONDS)

@@ -13,7 +13,9 @@ def test_uint8_to_tensor_to_uint8_is_the_identity():
     tensor = images_to_tensor(LEVELS)
     assert tensor.shape == (1, 3, 16, 16) and tensor.dtype == torch.float32
     assert np.array_equal(tensor_to_images(tensor), LEVELS)
-    assert np.array_equal(tensor_to_images(images_to_tensor(LEVELS[0])[0]), LEVELS)  # one (H, W, 3) image, one (3, H, W) tensor
+    assert np.array_equal(
+        tensor_to_images(images_to_tensor(LEVELS[0])[0]), LEVELS
+    )  # one (H, W, 3) image, one (3, H, W) tensor
 
 
 def test_forward_is_value_over_127_5_minus_1_to_the_bit():

@@ -106,7 +106,10 @@ def test_every_zoo_entry_has_a_full_sha256_or_says_what_it_has():
         assert spec.sha256 == "" or len(spec.sha256) == 64, entry.name
         prefix = re.search(r"-([0-9a-f]{8})\.pth$", spec.name)  # torch.hub names carry the published prefix
         assert spec.hash_prefix == (prefix.group(1) if prefix else ""), entry.name
-    assert zoo.spec("poseface-small-utkface").sha256 == hashlib.sha256(zoo.entry("poseface-small-utkface").local_path().read_bytes()).hexdigest()
+    assert (
+        zoo.spec("poseface-small-utkface").sha256
+        == hashlib.sha256(zoo.entry("poseface-small-utkface").local_path().read_bytes()).hexdigest()
+    )
 
 
 def test_prefix_only_file_prints_its_full_digest_and_says_prefix(tmp_path, caplog):
@@ -229,13 +232,21 @@ def test_weights_name_resolves_to_the_local_file_or_one_line(home, tmp_path, mon
     bundled = zoo.entry("poseface-small-utkface").local_path()
     assert zoo.weights_file("poseface-small-utkface") == bundled
     assert zoo.weights_file(str(bundled)) == bundled
-    code, _, err = run(capsys, "restore", str(tmp_path / "none.png"), "-o", str(tmp_path / "out"), "--weights", "GPEN-BFR-512")
+    code, _, err = run(
+        capsys, "restore", str(tmp_path / "none.png"), "-o", str(tmp_path / "out"), "--weights", "GPEN-BFR-512"
+    )
     assert code == 2 and err.count("\n") == 1
     assert "poseface weights get GPEN-BFR-512" in err and zoo.spec("GPEN-BFR-512").url in err
     assert str(home / "GPEN-BFR-512.pth") in err
     # a downloaded entry loads by name, checked against its digest
-    entry = use_entry(monkeypatch, "http://127.0.0.1:9/x", sha256=hashlib.sha256(bundled.read_bytes()).hexdigest(), name="copy")
-    monkeypatch.setattr(zoo, "ZOO", zoo.ZOO[:-1] + (dataclasses.replace(entry, spec=dataclasses.replace(entry.spec, name="copy.safetensors")),))
+    entry = use_entry(
+        monkeypatch, "http://127.0.0.1:9/x", sha256=hashlib.sha256(bundled.read_bytes()).hexdigest(), name="copy"
+    )
+    monkeypatch.setattr(
+        zoo,
+        "ZOO",
+        zoo.ZOO[:-1] + (dataclasses.replace(entry, spec=dataclasses.replace(entry.spec, name="copy.safetensors")),),
+    )
     home.mkdir()
     shutil.copy(bundled, home / "copy.safetensors")
     from poseface.models import load_model
@@ -244,7 +255,18 @@ def test_weights_name_resolves_to_the_local_file_or_one_line(home, tmp_path, mon
     (home / "copy.safetensors").write_bytes(b"x")
     with pytest.raises(PoseFaceError, match="checksum mismatch"):
         load_model("copy")
-    code, _, err = run(capsys, "evaluate", "--weights", "GPEN-BFR-256", "--hq", str(tmp_path), "--degrade-seed", "0", "-o", str(tmp_path / "e.md"))
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--weights",
+        "GPEN-BFR-256",
+        "--hq",
+        str(tmp_path),
+        "--degrade-seed",
+        "0",
+        "-o",
+        str(tmp_path / "e.md"),
+    )
     assert code == 2 and "poseface weights get GPEN-BFR-256" in err and err.count("\n") == 1
 
 

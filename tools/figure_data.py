@@ -47,7 +47,9 @@ def utkface_contact_sheet(tar: Path, rows: int = 8, size: int = 512, seed: int =
         lq, params = degrade(gt, cfg, np.random.default_rng(name_seed(seed, stems[index])))
         images.append([gt, lq])
         captions.append([stems[index].split("_2017")[0] + " (age_gender_race)", describe(params)])
-    return contact_sheet(images, ["clean (512 px)", f"degraded, eq. 17 paper preset, seed {seed}"], cell_size=240, captions=captions)
+    return contact_sheet(
+        images, ["clean (512 px)", f"degraded, eq. 17 paper preset, seed {seed}"], cell_size=240, captions=captions
+    )
 
 
 def kernel_gallery() -> np.ndarray:
@@ -91,10 +93,14 @@ def boxes_figure(tar: Path, landmarks: Path | None, count: int = 4, size: int = 
             points, method = detector.detect(image)
         gt = resize_to_square(image, size)
         plain = _draw_boxes(gt, component_boxes(points, image.shape[1::-1], size))
-        flipped = _draw_boxes(np.ascontiguousarray(gt[:, ::-1]), component_boxes(points, image.shape[1::-1], size, hflip=True))
+        flipped = _draw_boxes(
+            np.ascontiguousarray(gt[:, ::-1]), component_boxes(points, image.shape[1::-1], size, hflip=True)
+        )
         rows.append([plain, flipped])
         captions.append([f"method: {method}", "boxes follow the flip"])
-    return contact_sheet(rows, ["left eye red, right eye blue, mouth green", "flipped"], cell_size=size, captions=captions)
+    return contact_sheet(
+        rows, ["left eye red, right eye blue, mouth green", "flipped"], cell_size=size, captions=captions
+    )
 
 
 def main() -> None:

@@ -39,14 +39,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         source_path = Path(work) / "group.png"
         write_image(source_path, photo.image)
-        subprocess.run([sys.executable, "-m", "poseface", "restore", str(source_path), "-o", str(Path(work) / "out"), "--draw-boxes"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "poseface",
+                "restore",
+                str(source_path),
+                "-o",
+                str(Path(work) / "out"),
+                "--draw-boxes",
+            ],
+            check=True,
+        )
         restored = read_rgb(Path(work) / "out" / "group.png")
         boxed = read_rgb(Path(work) / "out" / "boxes" / "group.png")
     zooms = []
     for box in photo.boxes[:4]:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         pad = (x1 - x0) // 4
-        cut = lambda image: cv2.resize(image[y0 - pad : y1 + pad, x0 - pad : x1 + pad], (150, 150), interpolation=cv2.INTER_NEAREST)
+
+        def cut(image: np.ndarray) -> np.ndarray:
+            return cv2.resize(
+                image[y0 - pad : y1 + pad, x0 - pad : x1 + pad], (150, 150), interpolation=cv2.INTER_NEAREST
+            )
+
         zooms.append(np.concatenate([cut(photo.image), cut(restored)], axis=0))
     strip = np.concatenate(zooms, axis=1)
     width = boxed.shape[1]

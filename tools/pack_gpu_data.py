@@ -86,8 +86,15 @@ def add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 def ignore_folder(folder: Path) -> None:
     """Add the folder (relative to the repository) to .git/info/exclude, once."""
     try:
-        exclude = Path(subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"],
-                                      cwd=REPO, capture_output=True, text=True, check=True).stdout.strip())
+        exclude = Path(
+            subprocess.run(
+                ["git", "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         print(f"{folder}: not in a git checkout; not added to .git/info/exclude")
         return
@@ -132,9 +139,17 @@ def pack(args: argparse.Namespace) -> dict:
     document.update(source=str(out / "faces.tar"), faces=faces, no_face=no_face, unreadable=[])
     (out / "landmarks.json").write_text(json.dumps(document, separators=(",", ":")))
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file() and p.name != "manifest.json"}
-    manifest = {"source": str(args.source), "keep_list": str(args.keep), "size": args.size, "jpeg_quality": args.quality,
-                "val_fraction": args.val_fraction, "faces": counts, "with_landmarks": len(faces), "bytes": files,
-                "total_mib": round(sum(files.values()) / 2**20, 2)}
+    manifest = {
+        "source": str(args.source),
+        "keep_list": str(args.keep),
+        "size": args.size,
+        "jpeg_quality": args.quality,
+        "val_fraction": args.val_fraction,
+        "faces": counts,
+        "with_landmarks": len(faces),
+        "bytes": files,
+        "total_mib": round(sum(files.values()) / 2**20, 2),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -149,7 +164,9 @@ def main() -> int:
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
     parser.add_argument("--budget-mib", type=float, default=40.0, help="the whole folder, dlib's model included")
     parser.add_argument("--val-fraction", type=float, default=0.02, help="data.val_fraction of the training config")
-    parser.add_argument("--dlib-weights", help="dlib_face_recognition_resnet_model_v1.dat (default: face_recognition_models')")
+    parser.add_argument(
+        "--dlib-weights", help="dlib_face_recognition_resnet_model_v1.dat (default: face_recognition_models')"
+    )
     parser.add_argument("--limit", type=int, help="pack at most this many faces (tiny test packs)")
     args = parser.parse_args()
     try:
@@ -157,8 +174,10 @@ def main() -> int:
     except PoseFaceError as exc:
         print(f"pack_gpu_data: error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.out}: {manifest['faces']['train']} training + {manifest['faces']['val']} validation faces at "
-          f"{args.size} px ({manifest['with_landmarks']} with landmarks), {manifest['total_mib']} MiB in all")
+    print(
+        f"{args.out}: {manifest['faces']['train']} training + {manifest['faces']['val']} validation faces at "
+        f"{args.size} px ({manifest['with_landmarks']} with landmarks), {manifest['total_mib']} MiB in all"
+    )
     return 0
 
 

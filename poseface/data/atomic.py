@@ -10,7 +10,9 @@ from typing import Any
 from poseface.imageio import atomic_write
 
 
-def write_json_atomic(path: str | os.PathLike, document: Any, indent: int | None = None, sort_keys: bool = False) -> Path:
+def write_json_atomic(
+    path: str | os.PathLike, document: Any, indent: int | None = None, sort_keys: bool = False
+) -> Path:
     if indent is None:
         text = json.dumps(document, separators=(",", ":"), sort_keys=sort_keys)
     else:

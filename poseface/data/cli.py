@@ -12,8 +12,12 @@ from poseface.imageio import check_output_file, check_output_folder
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     """--split / --val-fraction: the held-out (or training) faces of `poseface train` (degrade, evaluate)."""
-    parser.add_argument("--split", choices=("val", "train"), help="only the held-out (or training) split of `poseface train`")
-    parser.add_argument("--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)")
+    parser.add_argument(
+        "--split", choices=("val", "train"), help="only the held-out (or training) split of `poseface train`"
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.02, help="with --split: the run's data.val_fraction (default 0.02)"
+    )
 
 
 def register(subparsers) -> None:
@@ -25,11 +29,23 @@ def register(subparsers) -> None:
         "settings rebuild the same files bit for bit.",
     )
     sub.add_argument("hq", help="folder of HQ face images, or a .tar of them")
-    sub.add_argument("-o", "--out", required=True, help="output folder (new or empty, or a previous run with the same settings)")
+    sub.add_argument(
+        "-o", "--out", required=True, help="output folder (new or empty, or a previous run with the same settings)"
+    )
     sub.add_argument("--seed", type=int, required=True, help="random seed; the same seed gives the same images")
-    sub.add_argument("--preset", default="paper", help="degradation preset: paper, mild, severe, or a YAML file (default paper)")
-    sub.add_argument("--sr", type=int, default=None, metavar="K", help="super-resolution inputs instead: bicubic xK down-sampling only (paper Table 2: 4)")
-    sub.add_argument("--size", type=int, default=None, help="resize HQ faces to SIZE x SIZE first (default: keep each image's size)")
+    sub.add_argument(
+        "--preset", default="paper", help="degradation preset: paper, mild, severe, or a YAML file (default paper)"
+    )
+    sub.add_argument(
+        "--sr",
+        type=int,
+        default=None,
+        metavar="K",
+        help="super-resolution inputs instead: bicubic xK down-sampling only (paper Table 2: 4)",
+    )
+    sub.add_argument(
+        "--size", type=int, default=None, help="resize HQ faces to SIZE x SIZE first (default: keep each image's size)"
+    )
     sub.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by name)")
     add_split_arguments(sub)
     sub.set_defaults(func=run_degrade)
@@ -42,8 +58,12 @@ def register(subparsers) -> None:
     )
     sub.add_argument("data", help="folder of face images, or a .tar of them")
     sub.add_argument("-o", "--out", required=True, help="landmarks JSON to write (e.g. landmarks.json)")
-    sub.add_argument("--no-resume", action="store_true", help="start again instead of continuing an existing output file")
-    sub.add_argument("--no-full-crop", action="store_true", help="do not fall back to the whole image as the face rectangle")
+    sub.add_argument(
+        "--no-resume", action="store_true", help="start again instead of continuing an existing output file"
+    )
+    sub.add_argument(
+        "--no-full-crop", action="store_true", help="do not fall back to the whole image as the face rectangle"
+    )
     sub.add_argument("--limit", type=int, default=None, help="process only the first N images (sorted by name)")
     sub.set_defaults(func=run_landmarks)
 
@@ -55,9 +75,13 @@ def register(subparsers) -> None:
         "dropped faces. Train on the kept faces with --set data.keep_list=OUT.",
     )
     sub.add_argument("data", help="folder of HQ face images, or a .tar of them")
-    sub.add_argument("-o", "--out", required=True, help="keep list JSON to write (e.g. keep.json; refused if it exists)")
+    sub.add_argument(
+        "-o", "--out", required=True, help="keep list JSON to write (e.g. keep.json; refused if it exists)"
+    )
     sub.add_argument("--size", type=int, default=128, help="the model size the faces are scored at (default 128)")
-    sub.add_argument("--keep-fraction", type=float, default=0.5, help="share of the training faces to keep (default 0.5)")
+    sub.add_argument(
+        "--keep-fraction", type=float, default=0.5, help="share of the training faces to keep (default 0.5)"
+    )
     sub.add_argument("--val-fraction", type=float, default=0.02, help="the run's data.val_fraction (default 0.02)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing OUT and its .png (default: refuse)")
     sub.set_defaults(func=run_curate)
@@ -86,8 +110,17 @@ def run_degrade(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out)
     _log_to_stderr()
-    out = make_test_set(args.hq, args.out, seed=args.seed, preset=args.preset, sr=args.sr, size=args.size, limit=args.limit,
-                        split=args.split, val_fraction=args.val_fraction)
+    out = make_test_set(
+        args.hq,
+        args.out,
+        seed=args.seed,
+        preset=args.preset,
+        sr=args.sr,
+        size=args.size,
+        limit=args.limit,
+        split=args.split,
+        val_fraction=args.val_fraction,
+    )
     print(f"wrote {out}/lq, {out}/gt, {out}/params.json and {out}/contact_sheet.png")
     return exit_code(len(skipped_images(out)))
 
@@ -97,7 +130,9 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
     check_output_file(args.out)  # an existing file is resumed (or, with --no-resume, replaced)
     _log_to_stderr()
-    counts = compute_landmarks(args.data, args.out, resume=not args.no_resume, limit=args.limit, full_crop_fallback=not args.no_full_crop)
+    counts = compute_landmarks(
+        args.data, args.out, resume=not args.no_resume, limit=args.limit, full_crop_fallback=not args.no_full_crop
+    )
     found = sum(counts[m] for m in ("hog", "hog_upsampled", "hog_padded", "full_crop"))
     print(
         f"{args.out}: {found} faces ({counts['hog']} hog, {counts['hog_upsampled']} hog_upsampled, {counts['hog_padded']} hog_padded, "
@@ -122,6 +157,8 @@ def run_curate(args: argparse.Namespace) -> int:
     ranking = curate_source(args.data, args.size, args.keep_fraction, args.val_fraction)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(ranking.to_json(), indent=0)), replace=args.overwrite)
     write_image(sheet_path, kept_dropped_sheet(args.data, ranking), replace=args.overwrite)
-    print(f"{out}: kept {ranking.keep} of {len(ranking.names)} training faces (sharpness >= {ranking.scores[ranking.keep - 1]:.4f}); "
-          f"contact sheet {sheet_path}")
+    print(
+        f"{out}: kept {ranking.keep} of {len(ranking.names)} training faces (sharpness >= {ranking.scores[ranking.keep - 1]:.4f}); "
+        f"contact sheet {sheet_path}"
+    )
     return exit_code(len(ranking.skipped))

@@ -61,8 +61,13 @@ class Ranking:
         return self.names[self.keep :]
 
     def to_json(self) -> dict:
-        return {"measure": self.measure, "size": self.size, "keep": self.keep, "kept": self.kept,
-                "ranking": [[n, round(s, 5)] for n, s in zip(self.names, self.scores)]}
+        return {
+            "measure": self.measure,
+            "size": self.size,
+            "keep": self.keep,
+            "kept": self.kept,
+            "ranking": [[n, round(s, 5)] for n, s in zip(self.names, self.scores)],
+        }
 
 
 def rank(names: list[str], scores: list[float], keep_fraction: float, size: int) -> Ranking:
@@ -80,16 +85,21 @@ def load_keep_list(path: str | os.PathLike) -> set[str]:
         document = json.loads(path.read_text())
         kept = document["kept"]
     except FileNotFoundError:
-        raise PoseFaceError(f"{path}: no such keep list; write one with `poseface curate DATA -o {path.name}`") from None
+        raise PoseFaceError(
+            f"{path}: no such keep list; write one with `poseface curate DATA -o {path.name}`"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError):
-        raise PoseFaceError(f"{path}: not a keep list from `poseface curate` (no \"kept\" names); write it again") from None
+        raise PoseFaceError(
+            f'{path}: not a keep list from `poseface curate` (no "kept" names); write it again'
+        ) from None
     if not isinstance(kept, list) or not kept:
         raise PoseFaceError(f"{path}: the keep list is empty; run `poseface curate` with a larger --keep-fraction")
     return set(map(str, kept))
 
 
-def curate_source(data: str | os.PathLike, size: int, keep_fraction: float, val_fraction: float = 0.02,
-                  progress: bool = True) -> Ranking:
+def curate_source(
+    data: str | os.PathLike, size: int, keep_fraction: float, val_fraction: float = 0.02, progress: bool = True
+) -> Ranking:
     """Score every training-split face of `data` (the validation split is left out) and rank them."""
     from tqdm import tqdm
 
@@ -118,8 +128,12 @@ def kept_dropped_sheet(data: str | os.PathLike, ranking: Ranking, per_row: int =
 
     source = open_source(data)
     n, keep = len(ranking.names), ranking.keep
-    rows = [("sharpest", range(0, per_row)), ("last kept", range(keep - per_row, keep)),
-            ("first dropped", range(keep, min(n, keep + per_row))), ("blurriest", range(n - per_row, n))]
+    rows = [
+        ("sharpest", range(0, per_row)),
+        ("last kept", range(keep - per_row, keep)),
+        ("first dropped", range(keep, min(n, keep + per_row))),
+        ("blurriest", range(n - per_row, n)),
+    ]
     images, captions = [], []
     for label, positions in rows:
         positions = [p for p in positions if 0 <= p < n]
@@ -127,7 +141,12 @@ def kept_dropped_sheet(data: str | os.PathLike, ranking: Ranking, per_row: int =
             continue
         images.append([resize_to_square(source.read(source.index_of(ranking.names[p])), 128) for p in positions])
         verdict = "kept" if positions[0] < keep else "dropped"
-        captions.append([f"{verdict} {ranking.scores[p]:.3f}" if i else f"{label} {ranking.scores[p]:.3f}" for i, p in enumerate(positions)])
+        captions.append(
+            [
+                f"{verdict} {ranking.scores[p]:.3f}" if i else f"{label} {ranking.scores[p]:.3f}"
+                for i, p in enumerate(positions)
+            ]
+        )
     width = max(len(row) for row in images)
     images = [row + [np.full((96, 96, 3), 255, np.uint8)] * (width - len(row)) for row in images]
     captions = [row + [""] * (width - len(row)) for row in captions]

@@ -48,7 +48,9 @@ def worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
-def degradation_mixture(main: DegradationConfig, extras: dict[str, float]) -> list[tuple[str, DegradationConfig, float]]:
+def degradation_mixture(
+    main: DegradationConfig, extras: dict[str, float]
+) -> list[tuple[str, DegradationConfig, float]]:
     """[(name, config, probability)] with a share > 0 each: the extra presets and the main degradation with the
     rest; [] when no extra preset has a share (every item then uses `main`, with no extra random draw)."""
     shares = {str(name): float(share) for name, share in extras.items()}
@@ -98,12 +100,16 @@ class FaceDataset(Dataset):
             self.indices = list(range(len(self.source)))
         else:
             want_val = split == "val"
-            self.indices = [i for i, n in enumerate(self.source.names) if in_validation_split(n, val_fraction) == want_val]
+            self.indices = [
+                i for i, n in enumerate(self.source.names) if in_validation_split(n, val_fraction) == want_val
+            ]
         if keep_names is not None and split == "train":
             self.indices = [i for i in self.indices if self.source.names[i] in keep_names]
             logger.info("curated: %d training faces kept of %s by the keep list", len(self.indices), self.source.root)
         if not self.indices:
-            raise PoseFaceError(f"{self.source.root}: the {split!r} split is empty (val_fraction {val_fraction}); use more images or another val_fraction")
+            raise PoseFaceError(
+                f"{self.source.root}: the {split!r} split is empty (val_fraction {val_fraction}); use more images or another val_fraction"
+            )
 
         document = load_landmarks(landmarks) if isinstance(landmarks, (str, os.PathLike)) else landmarks
         faces = (document.get("faces", document) if document is not None else {}) or {}
@@ -115,16 +121,26 @@ class FaceDataset(Dataset):
             if entry is not None:
                 points = np.asarray(entry["points"], dtype=np.float32)
                 points.setflags(write=False)
-                self.landmarks[self.source.names[index]] = {"points": points, "size": tuple(int(v) for v in entry["size"])}
+                self.landmarks[self.source.names[index]] = {
+                    "points": points,
+                    "size": tuple(int(v) for v in entry["size"]),
+                }
         self.missing_landmarks = len(self.indices) - len(self.landmarks)
         self._size_mismatch_warned: set[str] = set()
         if landmarks is not None and self.missing_landmarks:
             logger.warning(
                 "%d of %d faces in %s (%s split) have no landmarks; they train without the local eye/mouth loss",
-                self.missing_landmarks, len(self.indices), self.source.root, split,
+                self.missing_landmarks,
+                len(self.indices),
+                self.source.root,
+                split,
             )
         elif landmarks is None:
-            logger.info("no landmarks given for %s: no eye/mouth boxes, local losses off for all %d faces", self.source.root, len(self.indices))
+            logger.info(
+                "no landmarks given for %s: no eye/mouth boxes, local losses off for all %d faces",
+                self.source.root,
+                len(self.indices),
+            )
 
     def face_template(self) -> list[tuple[float, float]] | None:
         """The mean 5-point template of this split's crops (None without landmarks); see `landmarks.face_template`."""
@@ -146,7 +162,9 @@ class FaceDataset(Dataset):
             image = self.source.read_or_skip(source_index)
             if image is not None:
                 return source_index, image
-        raise PoseFaceError(f"{self.source.root}: none of the {len(self.indices)} images could be read; check the data folder")
+        raise PoseFaceError(
+            f"{self.source.root}: none of the {len(self.indices)} images could be read; check the data folder"
+        )
 
     def item_with_params(self, position: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """The item and the degradation parameters drawn for it (plus "hflip")."""
@@ -171,7 +189,10 @@ class FaceDataset(Dataset):
                 self._size_mismatch_warned.add(name)
                 logger.warning(
                     "%s: landmarks were computed on a %dx%d image but it is %dx%d now; no boxes for it (recompute the landmarks)",
-                    self.source.label(source_index), *entry["size"], image.shape[1], image.shape[0],
+                    self.source.label(source_index),
+                    *entry["size"],
+                    image.shape[1],
+                    image.shape[0],
                 )
             entry = None
         if entry is not None:

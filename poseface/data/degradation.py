@@ -57,7 +57,11 @@ class DegradationConfig:
 
     # blur kernel k
     kernel_size: int = 41  # paper: 41x41 (at 512 px, see reference_size)
-    kernel_probs: tuple[float, float, float] = (0.35, 0.35, 0.3)  # iso, aniso Gaussian, motion (ours; paper: "Gaussian and motion")
+    kernel_probs: tuple[float, float, float] = (
+        0.35,
+        0.35,
+        0.3,
+    )  # iso, aniso Gaussian, motion (ours; paper: "Gaussian and motion")
     blur_sigma: tuple[float, float] = (0.1, 10.0)  # Gaussian sigma in px (ours = GFPGAN's; the paper gives none)
     motion_length: tuple[float, float] = (5.0, 31.0)  # motion blur line length in px (ours; at most kernel_size - 1)
     reference_size: int | None = 512  # sizes above are for this image size and scale with it; None: pixels as given
@@ -82,12 +86,16 @@ class DegradationConfig:
             inside = len(values) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
             if not (inside and low_limit <= values[0] <= values[1] and (high_limit is None or values[1] <= high_limit)):
                 limit = f"[{low_limit}, {high_limit}]" if high_limit is not None else f">= {low_limit}"
-                raise ValueError(f"degradation.{name} must be [low, high] with low <= high within {limit}, got {list(values)}")
+                raise ValueError(
+                    f"degradation.{name} must be [low, high] with low <= high within {limit}, got {list(values)}"
+                )
 
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"degradation.kernel_size must be a positive odd number, got {self.kernel_size}")
         if len(self.kernel_probs) != 3 or sum(self.kernel_probs) <= 0:
-            raise ValueError(f"degradation.kernel_probs must be three weights (iso, aniso, motion), not all 0, got {list(self.kernel_probs)}")
+            raise ValueError(
+                f"degradation.kernel_probs must be three weights (iso, aniso, motion), not all 0, got {list(self.kernel_probs)}"
+            )
         require_numbers("degradation.kernel_probs", self.kernel_probs, 0)
         check_range("blur_sigma", 1e-3)
         check_range("motion_length", 0.0)
@@ -98,12 +106,16 @@ class DegradationConfig:
             values = getattr(self, name)
             unknown = [v for v in values if v not in INTERPOLATIONS]
             if not values or unknown:
-                raise ValueError(f"degradation.{name} must list some of {', '.join(INTERPOLATIONS)}, got {list(values)}")
+                raise ValueError(
+                    f"degradation.{name} must list some of {', '.join(INTERPOLATIONS)}, got {list(values)}"
+                )
         for name in ("gray_noise_prob", "color_jitter_prob", "gray_prob", "hflip_prob"):
             require_number(f"degradation.{name} (a probability)", getattr(self, name), 0, 1)
         require_number("degradation.color_jitter_shift", self.color_jitter_shift, 0, 255)
         if self.reference_size is not None and self.reference_size < 1:
-            raise ValueError(f"degradation.reference_size must be a positive number of pixels or null, got {self.reference_size}")
+            raise ValueError(
+                f"degradation.reference_size must be a positive number of pixels or null, got {self.reference_size}"
+            )
 
 
 def preset(name: str) -> DegradationConfig:
@@ -291,17 +303,23 @@ def apply_degradation(image: np.ndarray, params: dict[str, Any]) -> np.ndarray:
         raise PoseFaceError(f"degrade: expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
     if [width, height] != list(params["image_size"]):
-        raise PoseFaceError(f"degrade: parameters were drawn for {params['image_size']} but the image is {[width, height]}")
+        raise PoseFaceError(
+            f"degrade: parameters were drawn for {params['image_size']} but the image is {[width, height]}"
+        )
     blurred = blur(image.astype(np.float32), params)
     down_w, down_h = params["down_size"]
     resized = cv2.resize(blurred, (down_w, down_h), interpolation=INTERPOLATIONS[params["down_interpolation"]])
     if params["noise_sigma"] > 0:
         noise_rng = np.random.default_rng(params["noise_seed"])
         channels = 1 if params["noise_gray"] else 3
-        noise = noise_rng.standard_normal((down_h, down_w, channels), dtype=np.float32) * np.float32(params["noise_sigma"])
+        noise = noise_rng.standard_normal((down_h, down_w, channels), dtype=np.float32) * np.float32(
+            params["noise_sigma"]
+        )
         resized = resized + noise
     compressed = jpeg_roundtrip(_to_uint8(resized), params["jpeg_quality"])
-    out = cv2.resize(compressed.astype(np.float32), (width, height), interpolation=INTERPOLATIONS[params["up_interpolation"]])
+    out = cv2.resize(
+        compressed.astype(np.float32), (width, height), interpolation=INTERPOLATIONS[params["up_interpolation"]]
+    )
     if params.get("color_shift") is not None:
         out = out + np.asarray(params["color_shift"], dtype=np.float32)
     out = _to_uint8(out)

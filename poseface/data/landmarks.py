@@ -40,10 +40,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from poseface.errors import PoseFaceError
 from poseface.data.atomic import write_json_atomic
 from poseface.data.imageops import square_crop_box
 from poseface.data.sources import ImageSource, open_source
+from poseface.errors import PoseFaceError
 from poseface.faces.dlib_models import LEFT_EYE_68, MOUTH_68, RIGHT_EYE_68
 
 logger = logging.getLogger("poseface.data")
@@ -53,7 +53,6 @@ FORMAT_VERSION = 1
 METHODS = ("hog", "hog_upsampled", "hog_padded", "full_crop")
 EYE_ENLARGE = 1.4
 MIN_HALF_SIZE_AT_512 = 16.0
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +92,9 @@ def component_boxes(
     """
     points = np.asarray(landmarks68, dtype=np.float64)
     if points.shape != (68, 2):
-        raise PoseFaceError(f"landmarks: expected (68, 2) points, got shape {points.shape}; recompute with `poseface landmarks`")
+        raise PoseFaceError(
+            f"landmarks: expected (68, 2) points, got shape {points.shape}; recompute with `poseface landmarks`"
+        )
     mapped = _source_to_output(points, source_size, out_size)  # a new array: the cache is untouched
     left, right = mapped[LEFT_EYE_68], mapped[RIGHT_EYE_68]
     if hflip:
@@ -126,8 +127,13 @@ def face_template(
     from poseface.faces.align import five_points_from_68
 
     if not entries:
-        raise PoseFaceError("face template: no landmarks to average; compute them with `poseface landmarks DATA -o FILE`")
-    mean = np.mean([five_points_from_68(_source_to_output(np.asarray(p, np.float64), size, out_size)) for p, size in entries], axis=0)
+        raise PoseFaceError(
+            "face template: no landmarks to average; compute them with `poseface landmarks DATA -o FILE`"
+        )
+    mean = np.mean(
+        [five_points_from_68(_source_to_output(np.asarray(p, np.float64), size, out_size)) for p, size in entries],
+        axis=0,
+    )
     if mirror:
         mirrored = mean[[1, 0, 2, 4, 3]].copy()  # swap the eyes and the mouth corners
         mirrored[:, 0] = (out_size - 1) - mirrored[:, 0]
@@ -146,7 +152,12 @@ def plausible_landmarks(points: np.ndarray, width: int, height: int) -> bool:
     mouth = points[MOUTH_68].mean(axis=0)
     side = min(width, height)
     eye_distance = float(np.linalg.norm(right_eye - left_eye))
-    inside = (points[:, 0] >= -0.1 * width) & (points[:, 0] <= 1.1 * width) & (points[:, 1] >= -0.1 * height) & (points[:, 1] <= 1.1 * height)
+    inside = (
+        (points[:, 0] >= -0.1 * width)
+        & (points[:, 0] <= 1.1 * width)
+        & (points[:, 1] >= -0.1 * height)
+        & (points[:, 1] <= 1.1 * height)
+    )
     return bool(
         left_eye[0] < right_eye[0]
         and mouth[1] > max(left_eye[1], right_eye[1])
@@ -184,7 +195,11 @@ class LandmarkDetector:
         height, width = image.shape[:2]
         image = np.ascontiguousarray(image)
         scale = min(1.0, self.detect_max_side / max(height, width))
-        small = image if scale == 1.0 else cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        small = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        )
         small_enough_to_upsample = max(small.shape[:2]) <= 400
         pad = round(0.25 * max(small.shape[:2]))
         attempts = [("hog", small, 0, 0)]
@@ -228,9 +243,13 @@ def _read_document(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoseFaceError(f"{path}: not a readable landmarks JSON ({type(exc).__name__}); recompute it with `poseface landmarks DATA -o {path.name}`") from None
+        raise PoseFaceError(
+            f"{path}: not a readable landmarks JSON ({type(exc).__name__}); recompute it with `poseface landmarks DATA -o {path.name}`"
+        ) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise PoseFaceError(f"{path}: not a PoseFace landmarks file (no \"format\": \"{FORMAT}\"); choose another output path")
+        raise PoseFaceError(
+            f'{path}: not a PoseFace landmarks file (no "format": "{FORMAT}"); choose another output path'
+        )
     return document
 
 
@@ -240,7 +259,9 @@ def load_landmarks(path: str | os.PathLike) -> dict[str, Any]:
     for name, entry in document.get("faces", {}).items():
         points = np.asarray(entry["points"], dtype=np.float32)
         if points.shape != (68, 2):
-            raise PoseFaceError(f"{path}: face {name!r} has points of shape {points.shape}, expected (68, 2); recompute the file")
+            raise PoseFaceError(
+                f"{path}: face {name!r} has points of shape {points.shape}, expected (68, 2); recompute the file"
+            )
         points.setflags(write=False)  # shared by every item and worker: make accidental mutation an error
         entry["points"] = points
         entry["size"] = tuple(int(v) for v in entry["size"])
@@ -291,7 +312,11 @@ def compute_landmarks(
                 document["no_face"][name] = {"size": [width, height]}
                 counts["no_face"] += 1
             else:
-                document["faces"][name] = {"size": [width, height], "method": method, "points": np.round(points, 2).tolist()}
+                document["faces"][name] = {
+                    "size": [width, height],
+                    "method": method,
+                    "points": np.round(points, 2).tolist(),
+                }
                 counts[method] += 1
             if step % 50 == 0:
                 bar.set_postfix(no_face=counts["no_face"], fallback=counts["full_crop"], refresh=False)

@@ -134,9 +134,15 @@ class TarSource(ImageSource):
             raise PoseFaceError(f"{self.root}: no such tar file")
         try:
             with tarfile.open(self.root, mode="r:") as archive:
-                members = {m.name: _Member(m.offset_data, m.size) for m in archive.getmembers() if m.isfile() and not _is_hidden(m.name)}
+                members = {
+                    m.name: _Member(m.offset_data, m.size)
+                    for m in archive.getmembers()
+                    if m.isfile() and not _is_hidden(m.name)
+                }
         except tarfile.ReadError:
-            raise PoseFaceError(f"{self.root}: not an uncompressed tar file; decompress it (e.g. gunzip) or extract it to a folder") from None
+            raise PoseFaceError(
+                f"{self.root}: not an uncompressed tar file; decompress it (e.g. gunzip) or extract it to a folder"
+            ) from None
         if not members:
             raise PoseFaceError(f"{self.root}: the tar holds no image files; check the archive")
         self.names = sorted(members)
@@ -221,9 +227,9 @@ def output_stems(names: list[str]) -> list[str]:
     prefix = common_prefix_dir(names)
     stems = []
     for name in names:
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         stem = rest.rsplit(".", 1)[0] if "." in rest.rsplit("/", 1)[-1] else rest
         stems.append(stem.replace("/", "__"))
     if len(set(stems)) != len(stems):  # a.jpg and a.png in one folder: keep the suffix to stay unique
-        stems = [name[len(prefix):].replace("/", "__").replace(".", "_") for name in names]
+        stems = [name[len(prefix) :].replace("/", "__").replace(".", "_") for name in names]
     return stems

@@ -83,9 +83,15 @@ def _check_out_dir(out: Path, settings: dict[str, Any]) -> None:
     except (OSError, ValueError):
         previous = None
     if not isinstance(previous, dict) or previous.get("format") != FORMAT:
-        raise PoseFaceError(f"{out}: folder is not empty and was not made by `poseface degrade`; choose a new or empty folder (existing files are never overwritten)")
+        raise PoseFaceError(
+            f"{out}: folder is not empty and was not made by `poseface degrade`; choose a new or empty folder (existing files are "
+            "never overwritten)"
+        )
     if previous.get("settings") != settings:
-        raise PoseFaceError(f"{out}: holds a test set made with other settings (seed, preset, sr, size, limit or source); choose a new folder or delete it yourself")
+        raise PoseFaceError(
+            f"{out}: holds a test set made with other settings (seed, preset, sr, size, limit or source); choose a new folder or "
+            "delete it yourself"
+        )
 
 
 def skipped_images(out_dir: str | os.PathLike) -> list[str]:
@@ -110,8 +116,9 @@ def make_test_set(
     `split` ("val" or "train") keeps only that side of the training split (`FaceDataset`'s
     hash of the file name with `val_fraction`), so a model is measured on faces it never saw.
     """
-    from poseface.data.dataset import in_validation_split
     from tqdm import tqdm
+
+    from poseface.data.dataset import in_validation_split
 
     if sr is not None and sr < 2:
         raise ParameterError("sr", sr, "the super-resolution factor must be an integer >= 2 (the paper uses 4)")
@@ -121,14 +128,24 @@ def make_test_set(
         raise ParameterError("limit", limit, "must be at least 1")
     cfg = preset if isinstance(preset, DegradationConfig) else load_preset(preset)
     if sr and preset != "paper":
-        logger.warning("--sr %d makes bicubic x%d inputs only; the degradation preset %r is not used", sr, sr, str(preset))
+        logger.warning(
+            "--sr %d makes bicubic x%d inputs only; the degradation preset %r is not used", sr, sr, str(preset)
+        )
     preset_name = "custom" if isinstance(preset, DegradationConfig) else str(preset)
     if split not in (None, "val", "train"):
-        raise ParameterError("split", split, "use val or train (the split of `poseface train` with the same val_fraction)")
+        raise ParameterError(
+            "split", split, "use val or train (the split of `poseface train` with the same val_fraction)"
+        )
     source = open_source(hq_source)
-    selected = [i for i in range(len(source)) if split is None or in_validation_split(source.names[i], val_fraction) == (split == "val")]
+    selected = [
+        i
+        for i in range(len(source))
+        if split is None or in_validation_split(source.names[i], val_fraction) == (split == "val")
+    ]
     if not selected:
-        raise PoseFaceError(f"{source.root}: no image in the {split!r} split with val_fraction {val_fraction}; use a larger --val-fraction")
+        raise PoseFaceError(
+            f"{source.root}: no image in the {split!r} split with val_fraction {val_fraction}; use a larger --val-fraction"
+        )
     selected = selected if limit is None else selected[:limit]
     stems = output_stems(source.names)
     out = Path(out_dir)
@@ -145,8 +162,16 @@ def make_test_set(
         settings |= {"split": split, "val_fraction": float(val_fraction)}
     _check_out_dir(out, settings)
     out.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "poseface": package_version(), "settings": settings, "complete": False}
-    write_json_atomic(out / "params.json", document, indent=1, sort_keys=True)  # marks the folder as ours before any image is written
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "poseface": package_version(),
+        "settings": settings,
+        "complete": False,
+    }
+    write_json_atomic(
+        out / "params.json", document, indent=1, sort_keys=True
+    )  # marks the folder as ours before any image is written
 
     images: dict[str, Any] = {}
     sheet_rows, sheet_captions = [], []
@@ -158,7 +183,11 @@ def make_test_set(
         gt = resize_to_square(image, size) if size else image
         if sr:
             lq = bicubic_down(gt, sr)
-            params: dict[str, Any] = {"sr_scale": sr, "interpolation": "bicubic (PIL, antialiased)", "lq_size": [lq.shape[1], lq.shape[0]]}
+            params: dict[str, Any] = {
+                "sr_scale": sr,
+                "interpolation": "bicubic (PIL, antialiased)",
+                "lq_size": [lq.shape[1], lq.shape[0]],
+            }
             caption = f"bicubic x{sr}: {lq.shape[1]}x{lq.shape[0]}"
         else:
             lq, params = degrade(gt, cfg, np.random.default_rng(name_seed(seed, stem)))
@@ -174,7 +203,10 @@ def make_test_set(
     if source.skipped:
         logger.warning("%d unreadable image(s) skipped (listed in %s)", len(source.skipped), out / "params.json")
     lq_label = f"bicubic x{sr} down" if sr else f"degraded ({preset_name}, seed {seed})"
-    write_image(out / "contact_sheet.png", contact_sheet(sheet_rows, ["clean", lq_label], cell_size=256, captions=sheet_captions))
+    write_image(
+        out / "contact_sheet.png",
+        contact_sheet(sheet_rows, ["clean", lq_label], cell_size=256, captions=sheet_captions),
+    )
     document |= {"complete": True, "images": images, "skipped": list(source.skipped)}
     write_json_atomic(out / "params.json", document, indent=1, sort_keys=True)
     return out

@@ -69,7 +69,9 @@ def contact_sheet(
         raise PoseFaceError("contact_sheet: no rows to draw")
     columns = len(labels)
     if any(len(row) != columns for row in rows):
-        raise PoseFaceError(f"contact_sheet: every row needs {columns} images (one per label), got {[len(r) for r in rows]}")
+        raise PoseFaceError(
+            f"contact_sheet: every row needs {columns} images (one per label), got {[len(r) for r in rows]}"
+        )
     if captions is not None and (len(captions) != len(rows) or any(len(c) != columns for c in captions)):
         raise PoseFaceError("contact_sheet: captions must have the same rows x columns shape as the images")
     font_scale = max(0.35, cell_size / 512.0)

@@ -24,13 +24,15 @@ def five_points_from_68(landmarks: np.ndarray) -> np.ndarray:
     landmarks = np.asarray(landmarks, dtype=np.float64)
     if landmarks.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {landmarks.shape}")
-    return np.stack([
-        landmarks[LEFT_EYE_68].mean(axis=0),
-        landmarks[RIGHT_EYE_68].mean(axis=0),
-        landmarks[NOSE_TIP_68],
-        landmarks[MOUTH_LEFT_68],
-        landmarks[MOUTH_RIGHT_68],
-    ])
+    return np.stack(
+        [
+            landmarks[LEFT_EYE_68].mean(axis=0),
+            landmarks[RIGHT_EYE_68].mean(axis=0),
+            landmarks[NOSE_TIP_68],
+            landmarks[MOUTH_LEFT_68],
+            landmarks[MOUTH_RIGHT_68],
+        ]
+    )
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, estimate_scale: bool = True) -> np.ndarray:
@@ -93,7 +95,11 @@ def warp_affine(
     grid = np.stack([(sx + 0.5) / width * 2 - 1, (sy + 0.5) / height * 2 - 1], axis=-1)
     tensor = torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1)))[None]
     out = F.grid_sample(
-        tensor, torch.from_numpy(grid.astype(np.float32))[None], mode="bicubic", padding_mode=border, align_corners=False
+        tensor,
+        torch.from_numpy(grid.astype(np.float32))[None],
+        mode="bicubic",
+        padding_mode=border,
+        align_corners=False,
     )
     return out[0].permute(1, 2, 0).numpy()
 
@@ -120,7 +126,10 @@ def axis_similarity(points5: np.ndarray, template: np.ndarray) -> np.ndarray:
     right, so a turned face keeps its size and uprightness, where the least-squares fit over 5 points
     shrinks and tilts it (the eyes move together as the head turns; the mouth corners do too).
     """
-    (s1, s2), (d1, d2) = (complex(*p) for p in _eye_mouth_axis(points5)), (complex(*p) for p in _eye_mouth_axis(template))
+    (s1, s2), (d1, d2) = (
+        (complex(*p) for p in _eye_mouth_axis(points5)),
+        (complex(*p) for p in _eye_mouth_axis(template)),
+    )
     a = (d2 - d1) / (s2 - s1)  # z -> a z + b: rotation and scale in a, translation in b
     b = d1 - a * s1
     return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])

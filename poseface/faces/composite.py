@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-
 FACE_FRACTION = 0.9  # dlib HOG's box on a UTKFace crop is 180 of its 200 px
 
 
@@ -90,7 +89,9 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def score_detections(truth: list[tuple[float, ...]], found: list[tuple[float, ...]], min_iou: float = 0.3) -> tuple[int, int]:
+def score_detections(
+    truth: list[tuple[float, ...]], found: list[tuple[float, ...]], min_iou: float = 0.3
+) -> tuple[int, int]:
     """(true faces found, false positives): a detection matches a face if their IoU is >= min_iou."""
     matched: set[int] = set()
     false_positives = 0
@@ -122,16 +123,26 @@ def detection_benchmark(crops: list[np.ndarray], negatives: list[tuple[str, np.n
     photos = []
     for k, (tone, quality) in enumerate(GROUP_TONES):
         made = group_photo(crops[k * 29 : (k + 1) * 29], GroupPhotoConfig(tone=tone, jpeg_quality=quality), seed=k)
-        photos.append(BenchmarkPhoto(f"group-{tone}" + (f"-q{quality}" if quality else ""), "group", made.image, made.boxes))
+        photos.append(
+            BenchmarkPhoto(f"group-{tone}" + (f"-q{quality}" if quality else ""), "group", made.image, made.boxes)
+        )
     for k in range(2):
-        made = group_photo(crops[174 + k * 15 : 189 + k * 15], GroupPhotoConfig(faces=15, per_row=5, min_face=16, max_face=24,
-                                                                              jpeg_quality=60 if k else 0), seed=10 + k)
+        made = group_photo(
+            crops[174 + k * 15 : 189 + k * 15],
+            GroupPhotoConfig(faces=15, per_row=5, min_face=16, max_face=24, jpeg_quality=60 if k else 0),
+            seed=10 + k,
+        )
         photos.append(BenchmarkPhoto(f"tiny-{k}", "tiny", made.image, made.boxes))
     for k in range(3):
-        made = group_photo(crops[204 + k * 4 : 208 + k * 4], GroupPhotoConfig(faces=4, per_row=2, min_face=40, max_face=60,
-                                                                            jpeg_quality=50), seed=20 + k)
+        made = group_photo(
+            crops[204 + k * 4 : 208 + k * 4],
+            GroupPhotoConfig(faces=4, per_row=2, min_face=40, max_face=60, jpeg_quality=50),
+            seed=20 + k,
+        )
         photos.append(BenchmarkPhoto(f"small-{k}", "small", made.image, made.boxes))
     for k in range(3):
-        photos.append(BenchmarkPhoto(f"texture-{k}", "none", textured_background(480, 720, np.random.default_rng(100 + k)), []))
+        photos.append(
+            BenchmarkPhoto(f"texture-{k}", "none", textured_background(480, 720, np.random.default_rng(100 + k)), [])
+        )
     photos += [BenchmarkPhoto(name, "none", image, []) for name, image in negatives]
     return photos

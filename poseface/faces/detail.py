@@ -85,7 +85,10 @@ def _weights(crop: np.ndarray, bands_in: list[np.ndarray], bands_out: list[np.nd
     """Per band, an (S, S) weight in [0, 1]: where the input's detail is real and the restored face lacks it."""
     grey = cv2.cvtColor(np.clip(crop, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
     floors = band_noise_floors(noise_sigma(grey))
-    return [_weight(band_in, band_out, NOISE_MARGIN * floor) for band_in, band_out, floor in zip(bands_in, bands_out, floors)]
+    return [
+        _weight(band_in, band_out, NOISE_MARGIN * floor)
+        for band_in, band_out, floor in zip(bands_in, bands_out, floors)
+    ]
 
 
 def keep_input_detail(crop: np.ndarray, restored: np.ndarray) -> np.ndarray:

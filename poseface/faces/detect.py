@@ -42,7 +42,9 @@ class DetectorOptions:
     # every weak box confirmed by MMOD, the composite group photos lose 5.7% of their faces at -0.5,
     # 2.9% at -0.7 and 2.3% at -0.8 and below (docs/faces.md, benchmarks/detect.py).
     min_score: float = -0.8
-    min_face_size: int = 16  # pixels (box side at full resolution): the smallest face looked for (boxes >= 0.8x it kept)
+    min_face_size: int = (
+        16  # pixels (box side at full resolution): the smallest face looked for (boxes >= 0.8x it kept)
+    )
     max_side: int = 4096  # longest side of the largest detection copy (bounds time and memory); 0 = no bound
     # HOG detections scoring below this are kept only if MMOD confirms them on a crop around them in
     # which the box is 80 px (~0.05 s each); 0 = trust every HOG detection. Unconfirmed weak boxes
@@ -53,7 +55,9 @@ class DetectorOptions:
         if self.method not in DETECTORS:
             raise PoseFaceError(f"--detector {self.method}: unknown detector; use one of {', '.join(DETECTORS)}")
         if self.min_face_size < 1 or self.max_side < 0:
-            raise PoseFaceError(f"detector options: --min-face-size must be >= 1 and --detect-size >= 0 (got {self.min_face_size}, {self.max_side})")
+            raise PoseFaceError(
+                f"detector options: --min-face-size must be >= 1 and --detect-size >= 0 (got {self.min_face_size}, {self.max_side})"
+            )
 
     def upsampling(self, height: int, width: int) -> float:
         """Scale of the detection copy that finds faces of `min_face_size` px, bounded by `max_side`."""
@@ -95,7 +99,9 @@ def _scaled_box(box: tuple[float, ...], scale: float) -> Box:
     return tuple(float(v) / scale for v in box)  # type: ignore[return-value]
 
 
-def hog_faces(image: np.ndarray, upsample: int = 0, min_score: float = 0.0) -> list[tuple[tuple[int, int, int, int], float]]:
+def hog_faces(
+    image: np.ndarray, upsample: int = 0, min_score: float = 0.0
+) -> list[tuple[tuple[int, int, int, int], float]]:
     """dlib's HOG detector on the RGB uint8 `image` (up-sampled 2x `upsample` times inside dlib):
     (left, top, right, bottom) boxes in `image`'s pixels, dlib's inclusive corners, and their scores."""
     rects, scores, _ = dlib_models.hog_detector().run(np.ascontiguousarray(image), upsample, min_score)
@@ -104,7 +110,10 @@ def hog_faces(image: np.ndarray, upsample: int = 0, min_score: float = 0.0) -> l
 
 def _run_hog(image: np.ndarray, scale: float, min_score: float) -> list[Detection]:
     """HOG on `image` scaled by `scale`; boxes in `image`'s pixels."""
-    return [Detection(_scaled_box(box, scale), score, "hog") for box, score in hog_faces(resized(image, scale), 0, min_score)]
+    return [
+        Detection(_scaled_box(box, scale), score, "hog")
+        for box, score in hog_faces(resized(image, scale), 0, min_score)
+    ]
 
 
 MMOD_MIN_SIDE = 48  # dlib's MMOD network raises on images smaller than its filter windows
@@ -115,8 +124,15 @@ def _run_cnn(image: np.ndarray, scale: float, min_score: float) -> list[Detectio
     if min(small.shape[:2]) < MMOD_MIN_SIDE:
         return []
     found = dlib_models.cnn_detector()(small, 0)
-    return [Detection(_scaled_box((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), scale), float(d.confidence), "cnn")
-            for d in found if d.confidence >= min_score]
+    return [
+        Detection(
+            _scaled_box((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), scale),
+            float(d.confidence),
+            "cnn",
+        )
+        for d in found
+        if d.confidence >= min_score
+    ]
 
 
 VERIFY_CONTEXT = 1.5  # the MMOD check sees a crop this many times the box's side (2.0: same recall, 1.6x the time)
@@ -151,12 +167,16 @@ def box_overlap(a: Box, b: Box) -> tuple[float, float]:
     return inter / (area_a + area_b - inter), inter / min(area_a, area_b)
 
 
-def merge_detections(preferred: list[Detection], others: list[Detection], max_iou: float = 0.3, max_inside: float = 0.5) -> list[Detection]:
+def merge_detections(
+    preferred: list[Detection], others: list[Detection], max_iou: float = 0.3, max_inside: float = 0.5
+) -> list[Detection]:
     """Non-maximum suppression: `preferred` boxes first, then `others` by score; a box is dropped when
     it overlaps a kept one by IoU > `max_iou` or lies more than `max_inside` inside it (or around it)."""
     kept: list[Detection] = []
     for candidate in sorted(preferred, key=lambda d: -d.score) + sorted(others, key=lambda d: -d.score):
-        if all(max(o[0] / max_iou, o[1] / max_inside) <= 1.0 for o in (box_overlap(candidate.box, k.box) for k in kept)):
+        if all(
+            max(o[0] / max_iou, o[1] / max_inside) <= 1.0 for o in (box_overlap(candidate.box, k.box) for k in kept)
+        ):
             kept.append(candidate)
     return kept
 
@@ -169,11 +189,17 @@ def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     strong = [d for d in found if d.score >= options.verify_below]
     others = [d for d in found if d.score < options.verify_below]
     top = options.upsampling(height, width)
-    for scale in (top, top / np.sqrt(2)):  # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
+    for scale in (
+        top,
+        top / np.sqrt(2),
+    ):  # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
         if scale > 1.25 * native:
             others += _run_hog(image, scale, options.min_score)
-    return [d for d in merge_detections(strong, others)
-            if d.score >= options.verify_below or _confirmed_by_cnn(image, d.box, max(options.min_score, 0.0))]
+    return [
+        d
+        for d in merge_detections(strong, others)
+        if d.score >= options.verify_below or _confirmed_by_cnn(image, d.box, max(options.min_score, 0.0))
+    ]
 
 
 def _mmod_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
@@ -227,7 +253,11 @@ def detect_faces(image: np.ndarray, options: DetectorOptions | None = None) -> l
     found: list[Detection] = []
     for policy in policies:
         try:
-            found = [d for d in policy(image, options) if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= BOX_SLACK * options.min_face_size]
+            found = [
+                d
+                for d in policy(image, options)
+                if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= BOX_SLACK * options.min_face_size
+            ]
         except RuntimeError as exc:  # dlib's own errors: report them as one line
             name = "hog" if policy is _hog_policy else "cnn"
             raise PoseFaceError(f"dlib {name} face detection failed ({str(exc).strip().splitlines()[-1]})") from None
@@ -239,7 +269,15 @@ def detect_faces(image: np.ndarray, options: DetectorOptions | None = None) -> l
         points5 = five_points_from_68(landmarks)
         if np.linalg.norm(points5[1] - points5[0]) < 3:  # eyes closer than 3 px: not a usable face
             continue
-        faces.append(DetectedFace(box=detection.box, score=detection.score, detector=detection.detector, landmarks=landmarks, points5=points5))
+        faces.append(
+            DetectedFace(
+                box=detection.box,
+                score=detection.score,
+                detector=detection.detector,
+                landmarks=landmarks,
+                points5=points5,
+            )
+        )
     return faces
 
 

@@ -39,7 +39,9 @@ def model_path(file_name: str) -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / file_name
     if not path.is_file():
-        raise PoseFaceError(f"{path}: missing from face_recognition_models; reinstall it with `pip install --force-reinstall face_recognition_models`")
+        raise PoseFaceError(
+            f"{path}: missing from face_recognition_models; reinstall it with `pip install --force-reinstall face_recognition_models`"
+        )
     return path
 
 

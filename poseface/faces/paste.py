@@ -44,10 +44,16 @@ def _face_mask_cached(size: int, template: tuple[tuple[float, float], ...]) -> n
         hard,
         (int(round(centre[0] * 16)), int(round(centre[1] * 16))),
         (int(round(MASK_HALF_WIDTH * distance * 16)), int(round(MASK_HALF_LENGTH * distance * 16))),
-        angle, 0, 360, 1.0, thickness=-1, lineType=cv2.LINE_AA, shift=4,
+        angle,
+        0,
+        360,
+        1.0,
+        thickness=-1,
+        lineType=cv2.LINE_AA,
+        shift=4,
     )
     inner = np.zeros_like(hard)
-    inner[margin:size - margin, margin:size - margin] = 1.0
+    inner[margin : size - margin, margin : size - margin] = 1.0
     soft = cv2.GaussianBlur(hard * inner, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_CONSTANT)
     soft[soft < 2e-3] = 0.0
     soft[[0, -1], :] = 0.0
@@ -104,9 +110,7 @@ def paste_region(
     cx0, cy0, cx1, cy1 = bounds if bounds is not None else (0, 0, size, size)
     if cx1 <= cx0 or cy1 <= cy0:
         return None
-    corners = transform_points(
-        invert_affine(matrix), [[cx0 - 1, cy0 - 1], [cx1, cy0 - 1], [cx0 - 1, cy1], [cx1, cy1]]
-    )
+    corners = transform_points(invert_affine(matrix), [[cx0 - 1, cy0 - 1], [cx1, cy0 - 1], [cx0 - 1, cy1], [cx1, cy1]])
     x0, y0 = np.floor(corners.min(axis=0)).astype(int)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -133,7 +137,9 @@ def paste_faces(background: np.ndarray, faces: list[PasteFace], mask: np.ndarray
         shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], dtype=np.float64)
         local = np.asarray(face.matrix) @ shift  # region pixels -> crop pixels
         keep_detail = face.base is not None and face.detail_share > 0
-        layers = [face.face.astype(np.float32), mask[..., None]] + ([face.base.astype(np.float32)] if keep_detail else [])
+        layers = [face.face.astype(np.float32), mask[..., None]] + (
+            [face.base.astype(np.float32)] if keep_detail else []
+        )
         warped = warp_affine(np.concatenate(layers, axis=2), invert_affine(local), y1 - y0, x1 - x0, border="zeros")
         alpha = np.clip(warped[..., 3:4], 0.0, 1.0)
         current = background[y0:y1, x0:x1].astype(np.float32)

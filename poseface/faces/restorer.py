@@ -49,7 +49,9 @@ def load_restoration_model(weights: str | Path | None, device: str | torch.devic
 
     path = models.bundled_weights() if weights is None else weights_file(weights)
     if not path.is_file():
-        raise PoseFaceError(f"{path}: no such weights file; pass a PoseFace .safetensors, a GPEN .pth or a PoseFace .onnx export")
+        raise PoseFaceError(
+            f"{path}: no such weights file; pass a PoseFace .safetensors, a GPEN .pth or a PoseFace .onnx export"
+        )
     if path.suffix.lower() == ".onnx":
         from poseface.models.onnx_backend import load_onnx_model
 
@@ -69,7 +71,9 @@ class FaceResult:
     crop: np.ndarray = field(repr=False)  # (S, S, 3) uint8 RGB, what the network saw
     restored: np.ndarray | None = field(default=None, repr=False)  # (S, S, 3) uint8 RGB network output
     non_finite: bool = False  # the network gave NaN/inf for this face: it was left as it was
-    alignment: str = "5-point"  # "5-point" or "eye-mouth axis" (turned face), "as given" (aligned input at the model's template)
+    alignment: str = (
+        "5-point"  # "5-point" or "eye-mouth axis" (turned face), "as given" (aligned input at the model's template)
+    )
 
     @property
     def scale(self) -> float:
@@ -176,8 +180,12 @@ class Restorer:
         if precision not in PRECISIONS:
             raise ParameterError("precision", precision, f"unknown; use one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and self.device.type != "cuda":
-            raise ParameterError("precision", precision, f"half precision runs only on CUDA, not on {self.device.type}; "
-                                 "use {flag}bf16 (fast on recent CPUs) or fp32")
+            raise ParameterError(
+                "precision",
+                precision,
+                f"half precision runs only on CUDA, not on {self.device.type}; "
+                "use {flag}bf16 (fast on recent CPUs) or fp32",
+            )
         if batch_size < 1:
             raise ParameterError("batch_size", batch_size, "must be at least 1")
         if not 1.0 <= upscale <= 16.0:
@@ -197,10 +205,14 @@ class Restorer:
             model = load_restoration_model(weights, device)
         config = getattr(model, "config", None)
         if config is None or not hasattr(config, "template"):
-            raise PoseFaceError("the model has no .config (poseface.models.config.ModelConfig); cannot know its face size and template")
+            raise PoseFaceError(
+                "the model has no .config (poseface.models.config.ModelConfig); cannot know its face size and template"
+            )
         if precision not in getattr(model, "precisions", PRECISIONS):  # an ONNX export runs in fp32 only
-            raise PoseFaceError(f"--precision {precision}: {getattr(model, 'path', 'this model')} runs only in "
-                                f"{', '.join(model.precisions)}; drop --precision or pass the .safetensors weights")
+            raise PoseFaceError(
+                f"--precision {precision}: {getattr(model, 'path', 'this model')} runs only in "
+                f"{', '.join(model.precisions)}; drop --precision or pass the .safetensors weights"
+            )
         self.model = model.to(self.device).eval()
         self.size = int(config.size)
         self.template = np.asarray(config.template(), dtype=np.float64)
@@ -234,7 +246,7 @@ class Restorer:
             raise PoseFaceError(f"faces {faces.shape} {faces.dtype}: expected (N, {self.size}, {self.size}, 3) uint8")
         outputs, bad = [], []
         for start in range(0, len(faces), self.batch_size):
-            chunk = faces[start:start + self.batch_size]
+            chunk = faces[start : start + self.batch_size]
             batch = images_to_tensor(chunk, self.device)
             out = self._forward(batch, self.precision)
             if self.precision != "fp32" and not torch.isfinite(out).all():
@@ -302,11 +314,24 @@ class Restorer:
             found = self._off_template_face(to_uint8(color, max_value))
             if found is None:
                 crop = resize_to_model(color.astype(np.float32), self.size)
-                matrix = np.array([[self.size / width, 0, 0.5 * self.size / width - 0.5],
-                                   [0, self.size / height, 0.5 * self.size / height - 0.5]])
+                matrix = np.array(
+                    [
+                        [self.size / width, 0, 0.5 * self.size / width - 0.5],
+                        [0, self.size / height, 0.5 * self.size / height - 0.5],
+                    ]
+                )
                 crops_full.append(crop)
-                faces.append(FaceResult(None, 1.0, "aligned", None, matrix, to_uint8(np.clip(crop, 0, max_value), max_value),
-                                        alignment="as given"))
+                faces.append(
+                    FaceResult(
+                        None,
+                        1.0,
+                        "aligned",
+                        None,
+                        matrix,
+                        to_uint8(np.clip(crop, 0, max_value), max_value),
+                        alignment="as given",
+                    )
+                )
             else:  # cut with another template: warped to the model's and pasted back like a photo's face
                 aligned = False
                 detected = [found]
@@ -323,8 +348,17 @@ class Restorer:
                 aligned_crop = align_face(color, face.points5, self.template, self.size)
                 crops_full.append(aligned_crop.crop)
                 crop8 = to_uint8(np.clip(aligned_crop.crop, 0, max_value), max_value)
-                faces.append(FaceResult(face.box, face.score, face.detector, face.points5, aligned_crop.matrix, crop8,
-                                        alignment=aligned_crop.rule))
+                faces.append(
+                    FaceResult(
+                        face.box,
+                        face.score,
+                        face.detector,
+                        face.points5,
+                        aligned_crop.matrix,
+                        crop8,
+                        alignment=aligned_crop.rule,
+                    )
+                )
             timings["alignment"] = time.perf_counter() - start
         return _Prepared(color, alpha, grey, squeeze, max_value, faces, crops_full, aligned, timings)
 
@@ -332,15 +366,20 @@ class Restorer:
         """The face of an aligned crop if its eyes are more than `OFF_TEMPLATE` of the crop away from
         the model's template (e.g. an FFHQ-style crop for a UTKFace-template model), else None."""
         height, width = crop8.shape[:2]
-        found = center_face(detect_faces(crop8, DetectorOptions(method="hog", min_face_size=max(16, min(height, width) // 5))), height, width)
+        found = center_face(
+            detect_faces(crop8, DetectorOptions(method="hog", min_face_size=max(16, min(height, width) // 5))),
+            height,
+            width,
+        )
         if not found:
             return None
         expected = np.asarray(self.template)[:2] * [width / self.size, height / self.size]
         offset = np.abs(found[0].points5[:2] - expected).max() / max(height, width)
         return found[0] if offset > OFF_TEMPLATE else None
 
-    def _finish(self, pending: list[tuple[Any, _Prepared]],
-                on_error: Callable[[Any, PoseFaceError], None] | None = None) -> Iterator[tuple[Any, Result]]:
+    def _finish(
+        self, pending: list[tuple[Any, _Prepared]], on_error: Callable[[Any, PoseFaceError], None] | None = None
+    ) -> Iterator[tuple[Any, Result]]:
         all_faces = [face for _, prepared in pending for face in prepared.faces]
         start = time.perf_counter()
         restored, bad = self.restore_faces_checked(np.stack([f.crop for f in all_faces])) if all_faces else ([], [])

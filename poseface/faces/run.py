@@ -76,7 +76,9 @@ class Summary:
     large_faces: int = 0  # faces more than twice the model's size
     model_size: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    seconds: dict[str, float] = field(default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
+    )
     total_seconds: float = 0.0
 
     def lines(self, output: Path) -> list[str]:
@@ -85,14 +87,20 @@ class Summary:
             f"{self.faces_restored} restored, {self.without_face} image(s) without a face (written unchanged), "
             f"{len(self.skipped)} file(s) skipped"
             + (f", {self.videos} video(s) of {self.frames} frames written" if self.videos else "")
-            + (f", {self.non_finite_faces} face(s) left as they were (the network gave NaN/inf)" if self.non_finite_faces else "")
+            + (
+                f", {self.non_finite_faces} face(s) left as they were (the network gave NaN/inf)"
+                if self.non_finite_faces
+                else ""
+            )
         ]
         out += [f"  skipped {reason}" for _, reason in self.skipped]
         if len(self.alignments) > 1 or set(self.alignments) - {"5-point"}:
             out.append("  aligned: " + ", ".join(f"{n} by {rule}" for rule, n in sorted(self.alignments.items())))
         if self.large_faces:
-            out.append(f"  {self.large_faces} face(s) more than twice the model's {self.model_size} px: the network restores them at "
-                       f"{self.model_size} px, their fine detail is the photo's own (docs/faces.md)")
+            out.append(
+                f"  {self.large_faces} face(s) more than twice the model's {self.model_size} px: the network restores them at "
+                f"{self.model_size} px, their fine detail is the photo's own (docs/faces.md)"
+            )
         if self.faces_restored:
             per_face = {k: v / self.faces_restored for k, v in self.seconds.items()}
             out.append(
@@ -118,7 +126,9 @@ def _broken_link(path: Path) -> tuple[str, str]:
     return str(path), f"{path}: broken symbolic link to {os.readlink(path)}"
 
 
-def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> tuple[list[InputFile], list[tuple[str, str]]]:
+def collect_inputs(
+    inputs: list[str], output: Path, recursive: bool = False
+) -> tuple[list[InputFile], list[tuple[str, str]]]:
     """Files to restore and (input, reason) for inputs that name nothing or are broken symbolic links.
 
     Refuses (PoseFaceError) an output folder equal to an input folder or to the folder of an input
@@ -132,11 +142,17 @@ def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> 
         path = Path(text).expanduser()
         if path.is_dir():
             if path.resolve() == output.resolve():
-                raise PoseFaceError(f"{output}: the output folder is the input folder {text}; choose another output folder (-o)")
+                raise PoseFaceError(
+                    f"{output}: the output folder is the input folder {text}; choose another output folder (-o)"
+                )
             for found in list_images(path, recursive=recursive):
                 if not _inside(found, output):
                     files.append(InputFile(found, found.relative_to(path).with_suffix("")))
-            missing += [_broken_link(link) for link in broken_links(path, recursive=recursive) if not _inside(link.parent, output)]
+            missing += [
+                _broken_link(link)
+                for link in broken_links(path, recursive=recursive)
+                if not _inside(link.parent, output)
+            ]
         elif path.is_file():
             files.append(InputFile(path, Path(path.stem)))
         elif path.is_symlink():
@@ -157,7 +173,9 @@ def collect_inputs(inputs: list[str], output: Path, recursive: bool = False) -> 
     files = list(unique.values())
     for item in files:
         if item.path.parent.resolve() == output.resolve():
-            raise PoseFaceError(f"{output}: the output folder holds the input {item.path}; choose another output folder (-o)")
+            raise PoseFaceError(
+                f"{output}: the output folder holds the input {item.path}; choose another output folder (-o)"
+            )
     return files, missing
 
 
@@ -233,12 +251,15 @@ def too_large_output_reason(path: Path, image: np.ndarray, restorer: Restorer, m
     width, height = restorer.output_size(image.shape[1], image.shape[0])
     if width * height <= max_pixels:
         return None
-    return (f"{path}: the output would be {width}x{height} pixels (--upscale {restorer.upscale:g}), more than --max-pixels {max_pixels}; "
-            "lower --upscale or raise --max-pixels")
+    return (
+        f"{path}: the output would be {width}x{height} pixels (--upscale {restorer.upscale:g}), more than --max-pixels {max_pixels}; "
+        "lower --upscale or raise --max-pixels"
+    )
 
 
 def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Input (Lanczos-resized to the output size) | output, as 8-bit RGB."""
+
     def rgb8(image: np.ndarray) -> np.ndarray:
         color, _, _, _, max_value = split_layout(image)
         return to_uint8(color, max_value)
@@ -252,7 +273,11 @@ def compare_image(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 def _output_folders(targets: dict[Path, tuple[Path, Path]], options: RunOptions) -> set[Path]:
     """Every folder this run writes files into."""
     folders = {target.parent for target, _ in targets.values()}
-    for side_folder, wanted in (("faces", options.save_faces), ("compare", options.compare), ("boxes", options.draw_boxes)):
+    for side_folder, wanted in (
+        ("faces", options.save_faces),
+        ("compare", options.compare),
+        ("boxes", options.draw_boxes),
+    ):
         if wanted:
             folders |= {options.output / side_folder / side.parent for _, side in targets.values()}
     return folders
@@ -268,9 +293,15 @@ def remove_stale_temporary_files(folders: set[Path], started: float) -> int:
                 stale.unlink()
                 removed += 1
             except OSError as exc:
-                print(f"poseface: {stale}: could not remove this stale temporary file ({exc}); delete it by hand", file=sys.stderr)
+                print(
+                    f"poseface: {stale}: could not remove this stale temporary file ({exc}); delete it by hand",
+                    file=sys.stderr,
+                )
     if removed:
-        print(f"poseface: removed {removed} stale temporary file(s) ({TEMPORARY_PATTERN}) left by an interrupted run", file=sys.stderr)
+        print(
+            f"poseface: removed {removed} stale temporary file(s) ({TEMPORARY_PATTERN}) left by an interrupted run",
+            file=sys.stderr,
+        )
     return removed
 
 
@@ -319,8 +350,11 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
                 skip(item.path, too_large)
                 continue
             if metadata[item.path].frames > 1:
-                bar.write(f"poseface: {item.path}: only the first of {metadata[item.path].frames} frames was restored "
-                          "(animated and multi-page images are not supported; split the frames to restore them all)", file=sys.stderr)
+                bar.write(
+                    f"poseface: {item.path}: only the first of {metadata[item.path].frames} frames was restored "
+                    "(animated and multi-page images are not supported; split the frames to restore them all)",
+                    file=sys.stderr,
+                )
             yield item.path, image
 
     originals: dict[Path, np.ndarray] = {}
@@ -339,7 +373,9 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
     for path, result in restorer.restore_stream(remember(readable()), on_error=failed):
         target, side = targets[path]
         try:
-            _write_outputs(path, target, side, result, restorer, options, originals.pop(path, None), metadata.pop(path, None))
+            _write_outputs(
+                path, target, side, result, restorer, options, originals.pop(path, None), metadata.pop(path, None)
+            )
         except (OSError, PoseFaceError) as exc:
             skip(path, f"{target}: could not be written ({exc})")
             continue
@@ -351,8 +387,11 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
         broken = [k for k, face in enumerate(result.faces) if face.non_finite]
         if broken:
             summary.non_finite_faces += len(broken)
-            bar.write(f"poseface: {path}: the network gave NaN/inf for face(s) {', '.join(str(k) for k in broken)}; "
-                      "left as they were (check the weights, or try --precision fp32)", file=sys.stderr)
+            bar.write(
+                f"poseface: {path}: the network gave NaN/inf for face(s) {', '.join(str(k) for k in broken)}; "
+                "left as they were (check the weights, or try --precision fp32)",
+                file=sys.stderr,
+            )
         summary.faces_restored += sum(face.restored is not None and not face.non_finite for face in result.faces)
         for face in result.faces:
             summary.alignments[face.alignment] = summary.alignments.get(face.alignment, 0) + 1
@@ -377,12 +416,20 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
 def no_face_hint(restorer: Restorer) -> str:
     """The line for a photo without a face: what was looked for and the knob to try."""
     options = restorer.detector
-    return (f"no face found, written unchanged (looked for faces from {options.min_face_size} px with score >= {options.min_score:g}; "
-            f"try --min-face-size {max(8, options.min_face_size // 2)}, --min-score {options.min_score - 0.3:g} or --detector cnn)")
+    return (
+        f"no face found, written unchanged (looked for faces from {options.min_face_size} px with score >= {options.min_score:g}; "
+        f"try --min-face-size {max(8, options.min_face_size // 2)}, --min-score {options.min_score - 0.3:g} or --detector cnn)"
+    )
 
 
 def _write_outputs(
-    path: Path, target: Path, side: Path, result: Result, restorer: Restorer, options: RunOptions, original: np.ndarray | None,
+    path: Path,
+    target: Path,
+    side: Path,
+    result: Result,
+    restorer: Restorer,
+    options: RunOptions,
+    original: np.ndarray | None,
     metadata: ImageMetadata | None = None,
 ) -> None:
     if target.resolve() == path.resolve():
@@ -403,7 +450,9 @@ def _write_outputs(
     if options.draw_boxes:
         color, _, _, _, max_value = split_layout(result.image)
         scale = result.image.shape[1] / original.shape[1] if original is not None else restorer.upscale
-        write_image_full(_boxes_path(options, side), draw_boxes(to_uint8(color, max_value), result.faces, scale), replace=replace)
+        write_image_full(
+            _boxes_path(options, side), draw_boxes(to_uint8(color, max_value), result.faces, scale), replace=replace
+        )
 
 
 __all__ = ["RunOptions", "Summary", "collect_inputs", "output_paths", "restore_files"]

@@ -27,7 +27,15 @@ import numpy as np
 from poseface.errors import PoseFaceError
 from poseface.faces.detect import Box, DetectedFace, box_overlap, detect_faces
 from poseface.faces.restorer import Restorer
-from poseface.faces.run import InputFile, RunOptions, Summary, kept_reason, progress_bar, remove_stale_temporary_files, too_large_output_reason
+from poseface.faces.run import (
+    InputFile,
+    RunOptions,
+    Summary,
+    kept_reason,
+    progress_bar,
+    remove_stale_temporary_files,
+    too_large_output_reason,
+)
 from poseface.imageio import atomic_write, read_image_full, write_image_full
 
 SMOOTH_RADIUS = 3  # frames each side: a face's points are averaged over up to 7 frames
@@ -44,7 +52,9 @@ def link_faces(previous: Sequence[Box], current: Sequence[Box], min_iou: float =
     """For each box of `current`, the index of the `previous` box it continues, or None.
 
     Greedy by IoU (best pairs first), each previous box used at most once, pairs under `min_iou` never."""
-    pairs = sorted(((box_overlap(p, c)[0], i, j) for i, p in enumerate(previous) for j, c in enumerate(current)), reverse=True)
+    pairs = sorted(
+        ((box_overlap(p, c)[0], i, j) for i, p in enumerate(previous) for j, c in enumerate(current)), reverse=True
+    )
     links: list[int | None] = [None] * len(current)
     used: set[int] = set()
     for overlap, i, j in pairs:
@@ -164,16 +174,28 @@ def write_frame(cache: Path, index: int, image: np.ndarray) -> None:
 def _fingerprint(path: Path, restorer: Restorer) -> dict[str, Any]:
     """What the cached frames depend on: a rerun with another input or other settings starts over."""
     stat = path.stat()
-    return {"source": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "upscale": restorer.upscale,
-            "fidelity": restorer.fidelity, "aligned": restorer.aligned, "only_center_face": restorer.only_center_face,
-            "detector": dataclasses.asdict(restorer.detector), "model_size": restorer.size, "smooth_radius": SMOOTH_RADIUS}
+    return {
+        "source": str(path.resolve()),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "upscale": restorer.upscale,
+        "fidelity": restorer.fidelity,
+        "aligned": restorer.aligned,
+        "only_center_face": restorer.only_center_face,
+        "detector": dataclasses.asdict(restorer.detector),
+        "model_size": restorer.size,
+        "smooth_radius": SMOOTH_RADIUS,
+    }
 
 
 def prepare_cache(cache: Path, fingerprint: dict[str, Any]) -> set[int]:
     """Make `cache` hold frames for `fingerprint` (dropping frames made for anything else); the done frames."""
     record = cache / "settings.json"
     if cache.is_dir() and (not record.is_file() or json.loads(record.read_text()) != fingerprint):
-        print(f"poseface: {cache}: restored frames of another input or other settings; starting this video over", file=sys.stderr)
+        print(
+            f"poseface: {cache}: restored frames of another input or other settings; starting this video over",
+            file=sys.stderr,
+        )
         shutil.rmtree(cache)
     cache.mkdir(parents=True, exist_ok=True)
     if not record.is_file():
@@ -201,8 +223,9 @@ def probe(av: Any, path: Path) -> tuple[int, int, Fraction, int]:
 
 
 # ---- restoring -----------------------------------------------------------------------------------
-def frames_to_restore(av: Any, path: Path, restorer: Restorer, done: set[int], smoothed: dict[int, list[DetectedFace]],
-                      summary: Summary) -> Iterator[tuple[int, np.ndarray]]:
+def frames_to_restore(
+    av: Any, path: Path, restorer: Restorer, done: set[int], smoothed: dict[int, list[DetectedFace]], summary: Summary
+) -> Iterator[tuple[int, np.ndarray]]:
     """(index, frame) of the frames not in `done`, with their smoothed faces put into `smoothed`.
 
     Detection runs on every frame within SMOOTH_RADIUS of a frame to restore, so a resumed run
@@ -230,13 +253,23 @@ def frames_to_restore(av: Any, path: Path, restorer: Restorer, done: set[int], s
     yield from release(smoother.flush())
 
 
-def restore_frames(av: Any, path: Path, cache: Path, restorer: Restorer, options: RunOptions, summary: Summary,
-                   done: set[int], total: int) -> None:
+def restore_frames(
+    av: Any,
+    path: Path,
+    cache: Path,
+    restorer: Restorer,
+    options: RunOptions,
+    summary: Summary,
+    done: set[int],
+    total: int,
+) -> None:
     """Restore every frame not yet in `cache` into it, with a progress bar in frames."""
     smoothed: dict[int, list[DetectedFace]] = {}
     faces = None if restorer.aligned else smoothed.pop
     with progress_bar(options, total=total or None, initial=len(done), unit="frame", desc=path.name) as bar:
-        for index, result in restorer.restore_stream(frames_to_restore(av, path, restorer, done, smoothed, summary), faces=faces):
+        for index, result in restorer.restore_stream(
+            frames_to_restore(av, path, restorer, done, smoothed, summary), faces=faces
+        ):
             write_frame(cache, index, result.image)
             summary.faces_found += len(result.faces)
             summary.faces_restored += sum(face.restored is not None and not face.non_finite for face in result.faces)
@@ -290,7 +323,9 @@ def restore_video(restorer: Restorer, item: InputFile, options: RunOptions, summ
     av = require_av(path)
     try:
         width, height, rate, total = probe(av, path)
-        too_large = too_large_output_reason(path, np.broadcast_to(np.uint8(0), (height, width)), restorer, options.max_pixels)
+        too_large = too_large_output_reason(
+            path, np.broadcast_to(np.uint8(0), (height, width)), restorer, options.max_pixels
+        )
         if too_large:
             raise PoseFaceError(too_large)
         cache = cache_folder(target)
@@ -309,10 +344,15 @@ def restore_video(restorer: Restorer, item: InputFile, options: RunOptions, summ
     return target
 
 
-def restore_videos(restorer: Restorer, videos: list[InputFile], options: RunOptions, summary: Summary, started: float) -> None:
+def restore_videos(
+    restorer: Restorer, videos: list[InputFile], options: RunOptions, summary: Summary, started: float
+) -> None:
     """`restore_video` for each; a skipped one is one line in `summary.skipped` and on stderr."""
     if options.compare or options.save_faces or options.draw_boxes:
-        print("poseface: --compare, --save-faces and --draw-boxes apply to images; videos are restored without them", file=sys.stderr)
+        print(
+            "poseface: --compare, --save-faces and --draw-boxes apply to images; videos are restored without them",
+            file=sys.stderr,
+        )
     for item in videos:
         try:
             restore_video(restorer, item, options, summary, started)

@@ -18,8 +18,11 @@ GREEN, RED, YELLOW, CYAN = (60, 220, 60), (235, 60, 60), (250, 220, 40), (40, 22
 
 def _fit(image: np.ndarray, side: int = PANEL) -> tuple[np.ndarray, float]:
     scale = side / max(image.shape[:2])
-    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    resized = cv2.resize(
+        image,
+        (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
     canvas = np.full((side, side, 3), 255, np.uint8)
     canvas[: resized.shape[0], : resized.shape[1]] = resized
     return canvas, scale
@@ -33,7 +36,9 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 
 
 def _dot(image: np.ndarray, point, color, radius: int = 3) -> None:
-    cv2.circle(image, (int(round(point[0] * 16)), int(round(point[1] * 16))), radius * 16, color, -1, cv2.LINE_AA, shift=4)
+    cv2.circle(
+        image, (int(round(point[0] * 16)), int(round(point[1] * 16))), radius * 16, color, -1, cv2.LINE_AA, shift=4
+    )
 
 
 def draw_boxes(image: np.ndarray, faces: list, scale: float = 1.0) -> np.ndarray:
@@ -84,7 +89,10 @@ def pipeline_figure(image: np.ndarray, result: Result, template: np.ndarray, mas
     # 4: the mask warped back into the photo, the crop square's outline, and the paste box
     height, width = image.shape[:2]
     warped = np.clip(warp_affine(mask[..., None], invert_affine(face.matrix), height, width)[..., 0], 0, 1)
-    tinted = image.astype(np.float32) * (1 - 0.55 * warped[..., None]) + np.array(CYAN, np.float32) * 0.55 * warped[..., None]
+    tinted = (
+        image.astype(np.float32) * (1 - 0.55 * warped[..., None])
+        + np.array(CYAN, np.float32) * 0.55 * warped[..., None]
+    )
     region, region_scale = _fit(tinted.astype(np.uint8))
     square = transform_points(invert_affine(face.matrix), [[0, 0], [size, 0], [size, size], [0, size]]) * region_scale
     cv2.polylines(region, [np.round(square * 16).astype(np.int32)], True, RED, 1, cv2.LINE_AA, shift=4)

@@ -71,7 +71,11 @@ def lazy_r1_weight(gamma: float, every: int) -> float:
 
 
 def component_crops(
-    images: torch.Tensor, boxes: torch.Tensor, has_boxes: torch.Tensor, sizes: Mapping[str, int], sampling_ratio: int = 1
+    images: torch.Tensor,
+    boxes: torch.Tensor,
+    has_boxes: torch.Tensor,
+    sizes: Mapping[str, int],
+    sampling_ratio: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Crops of the three components with unusable boxes replaced by the whole image (see `safe_boxes`)."""
     usable = safe_boxes(boxes.to(images.device), has_boxes.to(images.device), tuple(images.shape[-2:]))

@@ -23,10 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from poseface import zoo
 from poseface.errors import PoseFaceError
 from poseface.losses.pretrained import find_weights, freeze, report_unpinned
 from poseface.models.state_dict import load_exact, read_state_dict
-from poseface import zoo
 
 ARCFACE_KINDS: tuple[str, ...] = ("ir_se50", "resnet18")
 

@@ -18,7 +18,16 @@ IDENTITY_DISTANCES = ("l1", "cosine")
 IDENTITY_BACKBONES = ("auto", "dlib", "arcface")
 FEATURE_BACKBONES = ("auto", "vgg", "dlib")
 # the weights of the generator objective and of R1: finite and >= 0 (0 switches a term off)
-WEIGHTS = ("global_adv", "local_adv", "l1", "pyramid_l1", "feature_matching", "face_preserving", "r1_gamma", "local_r1_gamma")
+WEIGHTS = (
+    "global_adv",
+    "local_adv",
+    "l1",
+    "pyramid_l1",
+    "feature_matching",
+    "face_preserving",
+    "r1_gamma",
+    "local_r1_gamma",
+)
 
 
 @dataclass
@@ -84,15 +93,23 @@ class LossConfig:
         if self.identity_distance not in IDENTITY_DISTANCES:
             raise ValueError(f"identity_distance must be one of {', '.join(IDENTITY_DISTANCES)}")
         if self.identity_backbone not in IDENTITY_BACKBONES:
-            raise ValueError(f"identity_backbone must be one of {', '.join(IDENTITY_BACKBONES)}, got {self.identity_backbone!r}")
+            raise ValueError(
+                f"identity_backbone must be one of {', '.join(IDENTITY_BACKBONES)}, got {self.identity_backbone!r}"
+            )
         if self.feature_backbone not in FEATURE_BACKBONES:
-            raise ValueError(f"feature_backbone must be one of {', '.join(FEATURE_BACKBONES)}, got {self.feature_backbone!r}")
+            raise ValueError(
+                f"feature_backbone must be one of {', '.join(FEATURE_BACKBONES)}, got {self.feature_backbone!r}"
+            )
         if self.dlib_eyes is not None and (len(self.dlib_eyes) != 4 or not all(0 <= v <= 1 for v in self.dlib_eyes)):
-            raise ValueError(f"dlib_eyes must be 4 fractions of the crop size (x_l, y_l, x_r, y_r), got {self.dlib_eyes}")
+            raise ValueError(
+                f"dlib_eyes must be 4 fractions of the crop size (x_l, y_l, x_r, y_r), got {self.dlib_eyes}"
+            )
         unknown = [name for name in self.dlib_feature_layers if name not in FEATURE_LAYERS]
         if unknown:
             raise ValueError(f"dlib_feature_layers: unknown {unknown[0]!r}; choose from {', '.join(FEATURE_LAYERS)}")
         if len(self.dlib_feature_layers) != len(self.dlib_feature_layer_weights):
-            raise ValueError(f"{len(self.dlib_feature_layer_weights)} dlib_feature_layer_weights for {len(self.dlib_feature_layers)} dlib_feature_layers")
+            raise ValueError(
+                f"{len(self.dlib_feature_layer_weights)} dlib_feature_layer_weights for {len(self.dlib_feature_layers)} dlib_feature_layers"
+            )
         if len(self.vgg_layers) != len(self.vgg_layer_weights):
             raise ValueError(f"{len(self.vgg_layer_weights)} vgg_layer_weights for {len(self.vgg_layers)} vgg_layers")

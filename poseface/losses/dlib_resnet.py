@@ -77,7 +77,7 @@ class _Reader:
         size = control & 0x0F
         if size > 8 or self.pos + size > len(self.data):
             raise self.fail("bad integer")
-        value = int.from_bytes(self.data[self.pos:self.pos + size], "little")
+        value = int.from_bytes(self.data[self.pos : self.pos + size], "little")
         self.pos += size
         return -value if control & 0x80 else value
 
@@ -96,7 +96,7 @@ class _Reader:
         if size < 0 or size > 64 or self.pos + size > len(self.data):
             raise self.fail("bad string")
         self.pos += size
-        return self.data[self.pos - size:self.pos].decode("latin-1")
+        return self.data[self.pos - size : self.pos].decode("latin-1")
 
     def bool(self) -> bool:
         char = self.byte()
@@ -141,7 +141,9 @@ def _layer_details(reader: _Reader) -> Layer:
         [reader.float() for _ in range(4)]
         return Layer(kind, ints, params)
     if kind in ("max_pool", "avg_pool"):
-        return Layer(kind, [reader.int() for _ in range(6)])  # rows, cols, stride y, x, padding y, x (rows 0 = everything)
+        return Layer(
+            kind, [reader.int() for _ in range(6)]
+        )  # rows, cols, stride y, x, padding y, x (rows 0 = everything)
     if kind in ("relu", "add_prev"):
         return Layer(kind)
     raise reader.fail(f"unexpected layer {name!r}")
@@ -160,8 +162,10 @@ def read_dlib_net(path: str | Path) -> DlibNet:
     try:
         reader = _Reader(path.read_bytes(), path)
     except OSError as exc:
-        raise PoseFaceError(f"{path}: cannot read dlib's face recognition model ({exc.strerror}); "
-                            "reinstall it with `pip install --force-reinstall face_recognition_models`") from None
+        raise PoseFaceError(
+            f"{path}: cannot read dlib's face recognition model ({exc.strerror}); "
+            "reinstall it with `pip install --force-reinstall face_recognition_models`"
+        ) from None
     reader.int()
     if not reader.string().startswith("loss_metric"):
         raise reader.fail("no loss_metric layer")
@@ -241,7 +245,13 @@ class Block(nn.Module):
 
 
 # (channels, down-sampling first block, blocks) per level, input side first (alevel4 .. alevel0)
-LEVELS: tuple[tuple[int, bool, int], ...] = ((32, False, 3), (64, True, 4), (128, True, 3), (256, True, 3), (256, True, 1))
+LEVELS: tuple[tuple[int, bool, int], ...] = (
+    (32, False, 3),
+    (64, True, 4),
+    (128, True, 3),
+    (256, True, 3),
+    (256, True, 1),
+)
 
 
 class DlibFaceResNet(nn.Module):
@@ -266,7 +276,7 @@ class DlibFaceResNet(nn.Module):
             for index in range(count):
                 first_down = down and index == 0
                 length = 8 if first_down else 7
-                blocks.append(Block(layers[position:position + length], channels, first_down))
+                blocks.append(Block(layers[position : position + length], channels, first_down))
                 position, channels = position + length, width
             self.levels.append(nn.Sequential(*blocks))
         tail = layers[position:]
@@ -300,8 +310,10 @@ def load_dlib_resnet(path: str | Path | None = None) -> DlibFaceResNet:
     try:
         return freeze(DlibFaceResNet(_parsed(str(path))))
     except (AssertionError, ValueError, RuntimeError) as exc:  # layers of the wrong kind or size
-        raise PoseFaceError(f"{path}: not dlib's face recognition ResNet ({exc or 'parameter sizes'}); "
-                            "pass dlib_face_recognition_resnet_model_v1.dat") from None
+        raise PoseFaceError(
+            f"{path}: not dlib's face recognition ResNet ({exc or 'parameter sizes'}); "
+            "pass dlib_face_recognition_resnet_model_v1.dat"
+        ) from None
 
 
 def chips_to_tensor(chips: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -317,8 +329,13 @@ def chips_to_tensor(chips: np.ndarray, device: str | torch.device = "cpu") -> to
 CHIP_EYES = ((46.5, 45.9), (100.3, 46.0))
 
 
-def chip_grid(eyes: tuple[tuple[float, float], tuple[float, float]], size: int, batch: int,
-              device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def chip_grid(
+    eyes: tuple[tuple[float, float], tuple[float, float]],
+    size: int,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
     """Sampling grid mapping the 150 px chip onto a `size` px crop whose eye centres are `eyes` (fractions of `size`).
 
     A similarity transform (scale, rotation, shift) taking CHIP_EYES to `eyes`, in grid_sample's
@@ -339,7 +356,9 @@ def chip_grid(eyes: tuple[tuple[float, float], tuple[float, float]], size: int, 
     return F.affine_grid(theta.expand(batch, 2, 3), [batch, 3, INPUT_SIZE, INPUT_SIZE], align_corners=False)
 
 
-def to_chip_pixels(images: torch.Tensor, eyes: tuple[tuple[float, float], tuple[float, float]] | None = None) -> torch.Tensor:
+def to_chip_pixels(
+    images: torch.Tensor, eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
+) -> torch.Tensor:
     """(N, 3, H, W) RGB in [-1, 1] -> (N, 3, 150, 150) in 0..255, differentiably.
 
     `eyes` None: the whole crop resized to 150 (antialiased bilinear); else the eye centres of the
@@ -347,7 +366,9 @@ def to_chip_pixels(images: torch.Tensor, eyes: tuple[tuple[float, float], tuple[
     """
     pixels = (images + 1.0) * 127.5
     if eyes is None:
-        return F.interpolate(pixels, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(
+            pixels, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True
+        )
     grid = chip_grid(eyes, images.shape[-1], images.shape[0], images.device, images.dtype)
     return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -379,7 +400,9 @@ class DlibFeatures(nn.Module):
         super().__init__()
         unknown = [name for name in layers if name not in FEATURE_LAYERS]
         if unknown:
-            raise PoseFaceError(f"config: losses.dlib_feature_layers: unknown {unknown[0]!r}; choose from {', '.join(FEATURE_LAYERS)}")
+            raise PoseFaceError(
+                f"config: losses.dlib_feature_layers: unknown {unknown[0]!r}; choose from {', '.join(FEATURE_LAYERS)}"
+            )
         self.net = freeze(net)
         self.layers = tuple(layers)
         self.eyes = eyes

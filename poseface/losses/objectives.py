@@ -36,7 +36,6 @@ from poseface.losses.pixel import l1_loss, pyramid_l1
 from poseface.losses.roi import component_crop_sizes
 from poseface.losses.vgg import FeatureMatchingLoss, VGG19Features, load_vgg19_features
 
-
 DISCRIMINATOR_PREFIX = "d_"
 
 
@@ -182,7 +181,13 @@ class DiscriminatorLoss(nn.Module):
             mask = has_boxes if has_boxes is not None else torch.ones(len(restored), dtype=torch.bool)
             local_r1 = cfg.local_r1_gamma > 0 and r1_due(step, cfg.r1_every)
             per_component = local_discriminator_losses(
-                fake, gt, boxes, mask, d_locals, crop_sizes_for(cfg, restored.shape[-1]), cfg.crop_sampling_ratio,
+                fake,
+                gt,
+                boxes,
+                mask,
+                d_locals,
+                crop_sizes_for(cfg, restored.shape[-1]),
+                cfg.crop_sampling_ratio,
                 r1_weight=lazy_r1_weight(cfg.local_r1_gamma, cfg.r1_every) if local_r1 else 0.0,
             )
             for name, value in per_component.items():

@@ -47,8 +47,9 @@ def find_weights(
 
 def report_unpinned(path: Path, what: str, pin_key: str) -> None:
     """Log the sha256 of a weights file that was accepted without a checksum, so the user can pin it."""
-    log.warning("%s: loaded %s without a published checksum; sha256 %s (pin it with %s)",
-                path, what, sha256_of(path), pin_key)
+    log.warning(
+        "%s: loaded %s without a published checksum; sha256 %s (pin it with %s)", path, what, sha256_of(path), pin_key
+    )
 
 
 def freeze(module: nn.Module) -> nn.Module:

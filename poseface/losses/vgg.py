@@ -20,13 +20,33 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from poseface import zoo
 from poseface.losses.pretrained import find_weights, freeze, log
 from poseface.models.state_dict import load_exact, read_state_dict
-from poseface import zoo
 
 # Output channels per conv, "M" = 2x2 max pool (configuration "E" of Simonyan & Zisserman).
 VGG19_LAYOUT: tuple[int | str, ...] = (
-    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
 )
 
 VGG19_SPEC = zoo.spec("vgg19")
@@ -114,7 +134,9 @@ def load_vgg19_features(
         state = read_state_dict(path, VGG19_SPEC.what)
         dropped = sorted(k for k in state if not k.startswith("features."))
         if dropped:
-            log.info("%s: dropped %d classifier keys not needed for features (%s)", path, len(dropped), ", ".join(dropped))
+            log.info(
+                "%s: dropped %d classifier keys not needed for features (%s)", path, len(dropped), ", ".join(dropped)
+            )
         load_exact(model, {k: v for k, v in state.items() if k.startswith("features.")}, path, VGG19_SPEC.what)
     return freeze(model)
 

@@ -13,7 +13,24 @@ from poseface.metrics.psnr_ssim import psnr, rgb_to_y, ssim
 from poseface.metrics.suite import MetricOptions, build_metrics
 
 __all__ = [
-    "EvaluationResult", "FIDInceptionV3", "LPIPS", "MetricOptions", "build_inception", "build_lpips", "build_metrics",
-    "evaluate_folder", "face_distances", "frechet_distance", "identity_distance", "landmark_distance", "load_statistics",
-    "lpips_distance", "niqe", "pair_folders", "psnr", "rgb_to_y", "save_statistics", "ssim",
+    "EvaluationResult",
+    "FIDInceptionV3",
+    "LPIPS",
+    "MetricOptions",
+    "build_inception",
+    "build_lpips",
+    "build_metrics",
+    "evaluate_folder",
+    "face_distances",
+    "frechet_distance",
+    "identity_distance",
+    "landmark_distance",
+    "load_statistics",
+    "lpips_distance",
+    "niqe",
+    "pair_folders",
+    "psnr",
+    "rgb_to_y",
+    "save_statistics",
+    "ssim",
 ]

@@ -42,13 +42,18 @@ class AlexNetFeatures(_TappedFeatures):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(),
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
-            nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
 
@@ -72,5 +77,7 @@ def load_torchvision_features(module: nn.Module, path: str | os.PathLike) -> nn.
     """Load the `features.*` tensors of a torchvision ImageNet checkpoint into `module` (strict on those)."""
     state = read_state_dict(path, f"a torchvision {type(module).__name__[:-8]} ImageNet checkpoint", unwrap=())
     features = {key: value for key, value in state.items() if key.startswith("features.")}
-    load_exact(module, features, path, f"torchvision {type(module).__name__[:-8]}", fix="use the official torchvision file")
+    load_exact(
+        module, features, path, f"torchvision {type(module).__name__[:-8]}", fix="use the official torchvision file"
+    )
     return module

@@ -39,8 +39,11 @@ class BenchmarkResult:
         parts = [f"{name}: {count / 1e6:.2f} M" for name, count in self.parameters.items() if name != "total"]
         if parts:
             lines += ["", "Parameters per part: " + "; ".join(parts) + "."]
-        lines += ["", f"{len(self.seconds)} timed runs of batch {self.batch} after warm-up: "
-                  f"min {min(self.seconds):.4f} s, median {statistics.median(self.seconds):.4f} s, max {max(self.seconds):.4f} s."]
+        lines += [
+            "",
+            f"{len(self.seconds)} timed runs of batch {self.batch} after warm-up: "
+            f"min {min(self.seconds):.4f} s, median {statistics.median(self.seconds):.4f} s, max {max(self.seconds):.4f} s.",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -69,7 +72,12 @@ def _synchronise(device: torch.device) -> None:
 
 
 def benchmark_model(
-    model: nn.Module, size: int, device: str | torch.device = "cpu", batch: int = 1, warmup: int = 2, runs: int = 5,
+    model: nn.Module,
+    size: int,
+    device: str | torch.device = "cpu",
+    batch: int = 1,
+    warmup: int = 2,
+    runs: int = 5,
     label: str = "model",
 ) -> BenchmarkResult:
     device = torch.device(device)

@@ -58,13 +58,22 @@ def classical_restoration(image: np.ndarray) -> np.ndarray:
     from poseface.faces.detail import noise_sigma
 
     strength = max(3.0, noise_sigma(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)))
-    denoised = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(image), None, strength, strength, 7, 21).astype(np.float32)
+    denoised = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(image), None, strength, strength, 7, 21).astype(
+        np.float32
+    )
     sharpened = denoised + UNSHARP_AMOUNT * (denoised - cv2.GaussianBlur(denoised, (0, 0), UNSHARP_SIGMA))
     return np.clip(np.rint(sharpened), 0, 255).astype(np.uint8)
 
 
-def restore_aligned(model, images: Iterable[np.ndarray], batch_size: int = 4, device: str = "cpu", upscale: float = 1.0,
-                    keep_detail: bool = True, progress: bool = False) -> Iterator[np.ndarray]:
+def restore_aligned(
+    model,
+    images: Iterable[np.ndarray],
+    batch_size: int = 4,
+    device: str = "cpu",
+    upscale: float = 1.0,
+    keep_detail: bool = True,
+    progress: bool = False,
+) -> Iterator[np.ndarray]:
     """Restore aligned faces exactly as `poseface restore --aligned` does (the `Restorer` in aligned
     mode: `resize_to_model`, batches, crops off the model's template re-aligned, never blurrier than
     the input unless `keep_detail` is False); each output is its input's size times `upscale`."""
@@ -72,10 +81,18 @@ def restore_aligned(model, images: Iterable[np.ndarray], batch_size: int = 4, de
 
     from poseface.faces.restorer import Restorer
 
-    restorer = Restorer(model=model, device=device, batch_size=batch_size, upscale=upscale, aligned=True, keep_detail=keep_detail)
+    restorer = Restorer(
+        model=model, device=device, batch_size=batch_size, upscale=upscale, aligned=True, keep_detail=keep_detail
+    )
     total = len(images) if isinstance(images, Sized) else None
-    for _, result in tqdm(restorer.restore_stream(enumerate(images)), desc="restore", unit="face", total=total,
-                          disable=not progress, dynamic_ncols=True):
+    for _, result in tqdm(
+        restorer.restore_stream(enumerate(images)),
+        desc="restore",
+        unit="face",
+        total=total,
+        disable=not progress,
+        dynamic_ncols=True,
+    ):
         yield result.image
 
 
@@ -83,13 +100,17 @@ def _prepare_work_dir(work: Path, settings: dict) -> None:
     if work.exists() and any(work.iterdir()):
         marker = work / MARKER
         if not marker.is_file():
-            raise PoseFaceError(f"{work}: folder is not empty and was not made by `poseface evaluate`; choose a new --work-dir (files are never overwritten)")
+            raise PoseFaceError(
+                f"{work}: folder is not empty and was not made by `poseface evaluate`; choose a new --work-dir (files are never "
+                "overwritten)"
+            )
     text = json.dumps(settings, indent=2, default=str) + "\n"
     atomic_write(work / MARKER, lambda tmp: Path(tmp).write_text(text))
 
 
-def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool,
-                          keep_detail: bool = True) -> Path:
+def _write_method_outputs(
+    method: Method, test_set: Path, target: Path, batch_size: int, device: str, progress: bool, keep_detail: bool = True
+) -> Path:
     """Fill `target` with one image per GT name, produced by the method; returns the folder to evaluate."""
     if method.label == "gt" and method.weights is None:
         return test_set / "gt"
@@ -116,11 +137,15 @@ def _write_method_outputs(method: Method, test_set: Path, target: Path, batch_si
 
 def _lq_has_gt_size(test_set: Path) -> bool:
     first = list_images(test_set / "lq")[0]
-    return read_rgb(first).shape == read_rgb(test_set / "gt" / first.relative_to(test_set / "lq").with_suffix(".png")).shape
+    return (
+        read_rgb(first).shape
+        == read_rgb(test_set / "gt" / first.relative_to(test_set / "lq").with_suffix(".png")).shape
+    )
 
 
-def comparison_grid(folders: dict[str, Path], gt_dir: Path, results: dict[str, EvaluationResult], rows: int = 6,
-                    cell_size: int = 192) -> np.ndarray:
+def comparison_grid(
+    folders: dict[str, Path], gt_dir: Path, results: dict[str, EvaluationResult], rows: int = 6, cell_size: int = 192
+) -> np.ndarray:
     """Rows = the first `rows` faces, columns = methods then ground truth; PSNR / LPIPS under each cell."""
     from poseface.data.visualize import contact_sheet
 
@@ -133,7 +158,13 @@ def comparison_grid(folders: dict[str, Path], gt_dir: Path, results: dict[str, E
             folder = gt_dir if label == "ground truth" else folders[label]
             row.append(read_rgb(folder / f"{name}.png"))
             values = results.get(label).rows.get(name, {}) if label in results else {}
-            caption.append(" ".join(f"{k} {values[k]:.3f}" if k != "psnr" else f"{values[k]:.2f}dB" for k in ("psnr", "lpips", "ids") if k in values and np.isfinite(values[k])))
+            caption.append(
+                " ".join(
+                    f"{k} {values[k]:.3f}" if k != "psnr" else f"{values[k]:.2f}dB"
+                    for k in ("psnr", "lpips", "ids")
+                    if k in values and np.isfinite(values[k])
+                )
+            )
         images.append(row)
         captions.append(caption)
     return contact_sheet(images, labels, cell_size=cell_size, captions=captions)
@@ -168,7 +199,9 @@ def evaluate_models(
     if unknown:
         raise ParameterError("baselines", None, f"unknown {', '.join(unknown)}; choose from {','.join(BASELINES)}")
     if labels and len(labels) != len(weights):
-        raise PoseFaceError(f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file")
+        raise PoseFaceError(
+            f"--labels: {len(labels)} label(s) for {len(weights)} --weights file(s); give one label per weights file"
+        )
     methods = [Method(label, None) for label in baselines if label != "gt"]
     for index, path in enumerate(weights):
         path = weights_file(path)  # a zoo name becomes its local file (or a one-line "weights get" hint)
@@ -187,12 +220,31 @@ def evaluate_models(
         size = int(load_model(weights[0]).config.size)  # evaluate at the (first) model's resolution
 
     work = Path(work_dir)
-    settings = {"hq": str(hq_source), "seed": seed, "preset": preset, "sr": sr, "size": size, "limit": limit,
-                "split": split, "val_fraction": val_fraction if split else None,
-                "keep_detail": keep_detail, "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods]}
+    settings = {
+        "hq": str(hq_source),
+        "seed": seed,
+        "preset": preset,
+        "sr": sr,
+        "size": size,
+        "limit": limit,
+        "split": split,
+        "val_fraction": val_fraction if split else None,
+        "keep_detail": keep_detail,
+        "methods": [{"label": m.label, "weights": str(m.weights) if m.weights else None} for m in methods],
+    }
     _prepare_work_dir(work, settings)
-    test_set = make_test_set(hq_source, work / "testset", seed, preset=preset, sr=sr, size=size, limit=limit, progress=progress,
-                             split=split, val_fraction=val_fraction)
+    test_set = make_test_set(
+        hq_source,
+        work / "testset",
+        seed,
+        preset=preset,
+        sr=sr,
+        size=size,
+        limit=limit,
+        progress=progress,
+        split=split,
+        val_fraction=val_fraction,
+    )
 
     if any(m.label == "bicubic" and m.weights is None for m in methods) and _lq_has_gt_size(test_set):
         # degraded inputs already have the ground-truth size: bicubic "up-sampling" would be the input again
@@ -201,8 +253,12 @@ def evaluate_models(
     folders: dict[str, Path] = {}
     metric_set = build_metrics(metrics, options, has_gt=True)  # networks load once for all methods
     for method in methods:
-        folder = _write_method_outputs(method, test_set, work / "restored" / method.label, batch_size, options.device, progress, keep_detail)
+        folder = _write_method_outputs(
+            method, test_set, work / "restored" / method.label, batch_size, options.device, progress, keep_detail
+        )
         folders[method.label] = folder
-        results[method.label] = evaluate_folder(folder, test_set / "gt", metric_set, label=method.label, progress=progress)
+        results[method.label] = evaluate_folder(
+            folder, test_set / "gt", metric_set, label=method.label, progress=progress
+        )
     grid = comparison_grid(folders, test_set / "gt", results, rows=grid_rows)
     return list(results.values()), test_set, grid

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poseface.errors import PoseFaceError
 from poseface import zoo
+from poseface.errors import PoseFaceError
 from poseface.models.state_dict import load_exact, read_state_dict
 from poseface.weights import resolve
 
@@ -55,12 +55,15 @@ class InceptionA(nn.Module):
         self.branch_pool = BasicConv2d(in_channels, pool_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg_pool_3x3(x)),
-        ], dim=1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg_pool_3x3(x)),
+            ],
+            dim=1,
+        )
 
 
 class InceptionB(nn.Module):
@@ -74,11 +77,14 @@ class InceptionB(nn.Module):
         self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, kernel_size=3, stride=2),
-        ], dim=1)
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, kernel_size=3, stride=2),
+            ],
+            dim=1,
+        )
 
 
 class InceptionC(nn.Module):
@@ -101,7 +107,13 @@ class InceptionC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d7 = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             d7 = layer(d7)
         return torch.cat([self.branch1x1(x), b7, d7, self.branch_pool(_avg_pool_3x3(x))], dim=1)
 
@@ -143,12 +155,17 @@ class InceptionE(nn.Module):
         b3 = self.branch3x3_1(x)
         d3 = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1) if self.max_pool else _avg_pool_3x3(x)
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(b3), self.branch3x3_2b(b3),
-            self.branch3x3dbl_3a(d3), self.branch3x3dbl_3b(d3),
-            self.branch_pool(pooled),
-        ], dim=1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(b3),
+                self.branch3x3_2b(b3),
+                self.branch3x3dbl_3a(d3),
+                self.branch3x3dbl_3b(d3),
+                self.branch_pool(pooled),
+            ],
+            dim=1,
+        )
 
 
 class FIDInceptionV3(nn.Module):
@@ -184,18 +201,37 @@ class FIDInceptionV3(nn.Module):
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-                      self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+        for block in (
+            self.Mixed_5b,
+            self.Mixed_5c,
+            self.Mixed_5d,
+            self.Mixed_6a,
+            self.Mixed_6b,
+            self.Mixed_6c,
+            self.Mixed_6d,
+            self.Mixed_6e,
+            self.Mixed_7a,
+            self.Mixed_7b,
+            self.Mixed_7c,
+        ):
             x = block(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
-def build_inception(weights: str | os.PathLike | None = None, download: bool = True, device: str | torch.device = "cpu") -> FIDInceptionV3:
+def build_inception(
+    weights: str | os.PathLike | None = None, download: bool = True, device: str | torch.device = "cpu"
+) -> FIDInceptionV3:
     """The FID network with the pytorch-fid weights (local file, cache, or one checksummed download)."""
     path = resolve(INCEPTION_WEIGHTS, local_path=weights, download=download)
     model = FIDInceptionV3()
     what = "pytorch-fid Inception"
-    load_exact(model, read_state_dict(path, f"the {what} checkpoint", unwrap=()), path, what, fix=f"download {INCEPTION_WEIGHTS.url}")
+    load_exact(
+        model,
+        read_state_dict(path, f"the {what} checkpoint", unwrap=()),
+        path,
+        what,
+        fix=f"download {INCEPTION_WEIGHTS.url}",
+    )
     return model.to(device)
 
 
@@ -211,7 +247,9 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (unbiased) covariance of (N, D) features."""
     features = np.asarray(features, dtype=np.float64)
     if features.shape[0] < 2:
-        raise PoseFaceError(f"FID needs at least 2 images, got {features.shape[0]}; evaluate a larger folder or leave fid out")
+        raise PoseFaceError(
+            f"FID needs at least 2 images, got {features.shape[0]}; evaluate a larger folder or leave fid out"
+        )
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -232,7 +270,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
-        raise PoseFaceError(f"FID statistics have different dimensions ({mu1.shape} vs {mu2.shape}); use stats from the same Inception features")
+        raise PoseFaceError(
+            f"FID statistics have different dimensions ({mu1.shape} vs {mu2.shape}); use stats from the same Inception features"
+        )
     root1 = _sqrt_psd((sigma1 + sigma1.T) / 2)
     middle = root1 @ sigma2 @ root1
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
@@ -250,7 +290,9 @@ def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -
     a = np.asarray(features1, dtype=np.float64)
     b = np.asarray(features2, dtype=np.float64)
     if a.shape[0] < 2 or b.shape[0] < 2:
-        raise PoseFaceError(f"FID needs at least 2 images per set, got {a.shape[0]} and {b.shape[0]}; evaluate a larger folder or leave fid out")
+        raise PoseFaceError(
+            f"FID needs at least 2 images per set, got {a.shape[0]} and {b.shape[0]}; evaluate a larger folder or leave fid out"
+        )
     if min(a.shape[0], b.shape[0]) > a.shape[1]:
         return frechet_distance(*feature_statistics(a), *feature_statistics(b))
     mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
@@ -275,18 +317,24 @@ def save_statistics(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, 
 def load_statistics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.is_file():
-        raise PoseFaceError(f"{path}: no such FID statistics file; make one with `poseface fid-stats DIR -o {path.name}`")
+        raise PoseFaceError(
+            f"{path}: no such FID statistics file; make one with `poseface fid-stats DIR -o {path.name}`"
+        )
     try:
         with np.load(path) as stats:
             mu, sigma = stats["mu"], stats["sigma"]
     except (KeyError, ValueError, OSError) as exc:
-        raise PoseFaceError(f"{path}: not an FID statistics .npz with 'mu' and 'sigma' ({type(exc).__name__}); make one with `poseface fid-stats`") from None
+        raise PoseFaceError(
+            f"{path}: not an FID statistics .npz with 'mu' and 'sigma' ({type(exc).__name__}); make one with `poseface fid-stats`"
+        ) from None
     if sigma.shape != (mu.shape[0], mu.shape[0]):
         raise PoseFaceError(f"{path}: sigma is {sigma.shape} but mu has {mu.shape[0]} entries; the file is corrupt")
     return mu, sigma
 
 
-def folder_statistics(folder: str | os.PathLike, model: FIDInceptionV3, batch_size: int = 16, progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+def folder_statistics(
+    folder: str | os.PathLike, model: FIDInceptionV3, batch_size: int = 16, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(mu, sigma, count) of the Inception features of every image below `folder` (any sizes)."""
     from tqdm import tqdm
 
@@ -296,8 +344,10 @@ def folder_statistics(folder: str | os.PathLike, model: FIDInceptionV3, batch_si
     if len(paths) < 2:
         raise PoseFaceError(f"{folder}: FID statistics need at least 2 images, found {len(paths)}")
     features = []
-    for start in tqdm(range(0, len(paths), batch_size), desc="fid-stats", unit="batch", disable=not progress, dynamic_ncols=True):
-        images = [read_rgb(path) for path in paths[start:start + batch_size]]
+    for start in tqdm(
+        range(0, len(paths), batch_size), desc="fid-stats", unit="batch", disable=not progress, dynamic_ncols=True
+    ):
+        images = [read_rgb(path) for path in paths[start : start + batch_size]]
         if len({image.shape for image in images}) == 1:
             features.extend(inception_features(model, np.stack(images)))
         else:  # mixed sizes: each is resized to 299 inside the network on its own

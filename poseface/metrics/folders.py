@@ -40,8 +40,13 @@ class EvaluationResult:
 
     def to_dict(self) -> dict:
         return {
-            "label": self.label, "columns": self.columns, "summary": self.summary, "per_image": self.rows,
-            "skipped": self.skipped, "unavailable": self.unavailable, "metrics": self.descriptions,
+            "label": self.label,
+            "columns": self.columns,
+            "summary": self.summary,
+            "per_image": self.rows,
+            "skipped": self.skipped,
+            "unavailable": self.unavailable,
+            "metrics": self.descriptions,
         }
 
 
@@ -58,7 +63,10 @@ def _require_images(folder: Path, what: str) -> dict[str, Path]:
         raise PoseFaceError(f"{folder}: no such folder ({what}); check the path")
     keyed = _keyed(folder)
     if not keyed:
-        raise PoseFaceError(f"{folder}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in this folder ({what}); point {what} at the folder with the image files")
+        raise PoseFaceError(
+            f"{folder}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in this folder ({what}); point {what} at "
+            "the folder with the image files"
+        )
     return keyed
 
 
@@ -91,7 +99,9 @@ def summarise(rows: dict[str, dict[str, float]], columns: list[str]) -> dict[str
         if values:
             summary[column] = float(np.mean(values))
         elif any(column in r for r in rows.values()):
-            summary[column] = float("inf") if any(r.get(column) == float("inf") for r in rows.values()) else float("nan")
+            summary[column] = (
+                float("inf") if any(r.get(column) == float("inf") for r in rows.values()) else float("nan")
+            )
     return summary
 
 
@@ -114,7 +124,9 @@ def evaluate_pairs(
     skipped = {k: list(v) for k, v in pairing.skipped.items()}
     for metric in metric_set.metrics:
         metric.reset()
-    for name, restored_path, gt_path in tqdm(pairing.pairs, desc=f"evaluate {label}", unit="img", disable=not progress, dynamic_ncols=True):
+    for name, restored_path, gt_path in tqdm(
+        pairing.pairs, desc=f"evaluate {label}", unit="img", disable=not progress, dynamic_ncols=True
+    ):
         try:
             restored = read_rgb(restored_path)
             gt = read_rgb(gt_path) if gt_path is not None else None
@@ -123,7 +135,9 @@ def evaluate_pairs(
             continue
         if gt is not None and restored.shape != gt.shape:
             reason = "size differs from its ground truth (resize restored images to the ground-truth size)"
-            skipped.setdefault(reason, []).append(f"{restored_path.name} {restored.shape[1]}x{restored.shape[0]} vs {gt.shape[1]}x{gt.shape[0]}")
+            skipped.setdefault(reason, []).append(
+                f"{restored_path.name} {restored.shape[1]}x{restored.shape[0]} vs {gt.shape[1]}x{gt.shape[0]}"
+            )
             continue
         values: dict[str, float] = {}
         for metric in metric_set.metrics:
@@ -138,8 +152,13 @@ def evaluate_pairs(
     for metric in metric_set.metrics:
         summary.update(metric.finish())
     return EvaluationResult(
-        label=label, columns=columns, rows=rows, summary=summary, skipped=skipped,
-        unavailable=dict(metric_set.unavailable), descriptions=[m.describe() for m in metric_set.metrics],
+        label=label,
+        columns=columns,
+        rows=rows,
+        summary=summary,
+        skipped=skipped,
+        unavailable=dict(metric_set.unavailable),
+        descriptions=[m.describe() for m in metric_set.metrics],
     )
 
 

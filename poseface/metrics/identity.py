@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from poseface.faces import dlib_models
-from poseface.faces.detect import hog_faces, landmark_shape, landmarks_68 as box_landmarks_68, shape_points
+from poseface.faces.detect import hog_faces, landmark_shape, shape_points
+from poseface.faces.detect import landmarks_68 as box_landmarks_68
 from poseface.faces.dlib_models import LEFT_EYE_68, RIGHT_EYE_68
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's Euclidean threshold on its 128-D descriptors
@@ -69,7 +70,9 @@ def inter_ocular(points: np.ndarray) -> float:
 
 def face_descriptor(image: np.ndarray, shape) -> np.ndarray:
     """dlib's 128-D descriptor of the face chip aligned with `shape` (a dlib full_object_detection)."""
-    return np.array(dlib_models.face_recognizer().compute_face_descriptor(np.ascontiguousarray(image), shape), dtype=np.float64)
+    return np.array(
+        dlib_models.face_recognizer().compute_face_descriptor(np.ascontiguousarray(image), shape), dtype=np.float64
+    )
 
 
 def face_chip(image: np.ndarray, shape) -> np.ndarray:
@@ -129,7 +132,9 @@ def face_distances(restored: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 class ArcFaceDistance:
     """Cosine distance and angle between ArcFace embeddings (poseface.losses.arcface networks)."""
 
-    def __init__(self, weights: str | os.PathLike | None, kind: str = "ir_se50", device: str = "cpu", pretrained: bool = True):
+    def __init__(
+        self, weights: str | os.PathLike | None, kind: str = "ir_se50", device: str = "cpu", pretrained: bool = True
+    ):
         from poseface.losses.arcface import load_identity_encoder
 
         self.device = device
@@ -167,7 +172,12 @@ class BatchedIdentityDistance:
         out = []
         with torch.inference_mode():
             for start in range(0, len(chips), self.batch_size):
-                out.append(self.net(chips_to_tensor(chips[start:start + self.batch_size], self.device)).double().cpu().numpy())
+                out.append(
+                    self.net(chips_to_tensor(chips[start : start + self.batch_size], self.device))
+                    .double()
+                    .cpu()
+                    .numpy()
+                )
         return np.concatenate(out) if out else np.zeros((0, 128))
 
     def __call__(self, restored: list[np.ndarray], gt: list[np.ndarray]) -> list[dict[str, float]]:
@@ -179,4 +189,7 @@ class BatchedIdentityDistance:
             shape = landmark_shape(real, find_face_box(real).corners)
             chips += [face_chip(fake, shape), face_chip(real, shape)]
         found = self.descriptors(np.stack(chips)) if chips else np.zeros((0, 128))
-        return [{"ids": float(np.linalg.norm(a - b)), "ids_cos": cosine_distance(a, b)} for a, b in zip(found[0::2], found[1::2])]
+        return [
+            {"ids": float(np.linalg.norm(a - b)), "ids_cos": cosine_distance(a, b)}
+            for a, b in zip(found[0::2], found[1::2])
+        ]

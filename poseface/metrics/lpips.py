@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from poseface.metrics.backbones import AlexNetFeatures, VGG16Features, load_torchvision_features
 from poseface import zoo
+from poseface.metrics.backbones import AlexNetFeatures, VGG16Features, load_torchvision_features
 from poseface.tensorimage import images_to_tensor  # also imported from here (metrics.identity, tests)
 from poseface.weights import resolve
 
@@ -63,7 +63,10 @@ class LPIPS(nn.Module):
 
 
 def build_lpips(
-    net: str = "alex", weights: str | os.PathLike | None = None, download: bool = True, device: str | torch.device = "cpu"
+    net: str = "alex",
+    weights: str | os.PathLike | None = None,
+    download: bool = True,
+    device: str | torch.device = "cpu",
 ) -> LPIPS:
     """LPIPS with the ImageNet backbone: `weights` is a local torchvision file, else the cache, else one download."""
     model = LPIPS(net)

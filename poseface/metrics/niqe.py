@@ -105,10 +105,15 @@ def niqe_gray(
     for scale in (1, 2):
         coefficients = _normalised(image, model.window)
         size = block_size // scale
-        per_scale.append(np.array([
-            block_features(coefficients[r * size:(r + 1) * size, c * size:(c + 1) * size])
-            for r in range(rows) for c in range(cols)
-        ]))
+        per_scale.append(
+            np.array(
+                [
+                    block_features(coefficients[r * size : (r + 1) * size, c * size : (c + 1) * size])
+                    for r in range(rows)
+                    for c in range(cols)
+                ]
+            )
+        )
         if scale == 1:
             image = (imresize(image / 255.0, 0.5) * 255.0).astype(dtype)
     features = np.concatenate(per_scale, axis=1)  # (blocks, 36)

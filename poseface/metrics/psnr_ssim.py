@@ -40,7 +40,9 @@ def _prepare(image: np.ndarray, crop_border: int, y_channel: bool) -> np.ndarray
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
     if np.shape(a) != np.shape(b):
-        raise PoseFaceError(f"image sizes differ: {np.shape(a)} vs {np.shape(b)}; resize the restored image to the ground truth first")
+        raise PoseFaceError(
+            f"image sizes differ: {np.shape(a)} vs {np.shape(b)}; resize the restored image to the ground truth first"
+        )
 
 
 def _batched(function):

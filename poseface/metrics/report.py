@@ -54,15 +54,20 @@ def table_columns(results: list[EvaluationResult]) -> list[str]:
 def markdown_table(results: list[EvaluationResult]) -> str:
     """| Method | PSNR ↑ | ... | with the best value of each column in bold (when there are several rows)."""
     columns = table_columns(results)
-    lines = ["| Method | " + " | ".join(header(c) for c in columns) + " | Images |",
-             "|---|" + "---|" * len(columns) + "---|"]
+    lines = [
+        "| Method | " + " | ".join(header(c) for c in columns) + " | Images |",
+        "|---|" + "---|" * len(columns) + "---|",
+    ]
     best: dict[str, float] = {}
     if sum(r.label not in REFERENCE_ROWS for r in results) > 1:
         for column in columns:
             higher = COLUMNS.get(column, ("", False, 0))[1]
             # the ground truth's own row is a reference, not a competitor
-            values = [r.summary[column] for r in results
-                      if r.label not in REFERENCE_ROWS and math.isfinite(r.summary.get(column, float("nan")))]
+            values = [
+                r.summary[column]
+                for r in results
+                if r.label not in REFERENCE_ROWS and math.isfinite(r.summary.get(column, float("nan")))
+            ]
             if values:
                 best[column] = max(values) if higher else min(values)
     for result in results:
@@ -112,12 +117,21 @@ def _json_safe(value):
     return value
 
 
-def write_reports(results: list[EvaluationResult], output: str | os.PathLike, title: str = "Evaluation",
-                  notes: list[str] | None = None, extra: dict | None = None, replace: bool = True) -> dict[str, Path]:
+def write_reports(
+    results: list[EvaluationResult],
+    output: str | os.PathLike,
+    title: str = "Evaluation",
+    notes: list[str] | None = None,
+    extra: dict | None = None,
+    replace: bool = True,
+) -> dict[str, Path]:
     """Write OUTPUT (.md), OUTPUT.csv and OUTPUT.json (same stem); returns the paths.
     `replace=False`: an existing file is never replaced (PoseFaceError)."""
     paths = report_paths(output)
     document = {"title": title, "results": [r.to_dict() for r in results], "notes": notes or [], **(extra or {})}
-    texts = {"markdown": markdown_report(results, title, notes), "csv": per_image_csv(results),
-             "json": json.dumps(_json_safe(document), indent=2) + "\n"}
+    texts = {
+        "markdown": markdown_report(results, title, notes),
+        "csv": per_image_csv(results),
+        "json": json.dumps(_json_safe(document), indent=2) + "\n",
+    }
     return {kind: _write_text(paths[kind], texts[kind], replace) for kind in paths}

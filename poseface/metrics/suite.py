@@ -117,7 +117,11 @@ class LPIPSMetric(Metric):
         from poseface.metrics.lpips import build_lpips
 
         self.net = options.lpips_net
-        self.model = model if model is not None else build_lpips(options.lpips_net, options.lpips_weights, options.download, options.device)
+        self.model = (
+            model
+            if model is not None
+            else build_lpips(options.lpips_net, options.lpips_weights, options.download, options.device)
+        )
 
     def measure(self, restored, gt):
         from poseface.metrics.lpips import lpips_distance
@@ -139,7 +143,9 @@ class FIDMetric(Metric):
         self.reference = load_statistics(options.fid_stats) if options.fid_stats else None
         self.reference_name = os.path.basename(options.fid_stats) if options.fid_stats else "ground-truth set"
         self.needs_gt = self.reference is None
-        self.model = model if model is not None else build_inception(options.fid_weights, options.download, options.device)
+        self.model = (
+            model if model is not None else build_inception(options.fid_weights, options.download, options.device)
+        )
         self.restored_features: list[np.ndarray] = []
         self.gt_features: list[np.ndarray] = []
 
@@ -212,7 +218,9 @@ class FaceMetric(Metric):
         if self.want_lmd:
             parts.append("LMD (dlib 68 points, px at image size; /IOD = over inter-ocular distance)")
         if self.missed:
-            parts.append(f"the face detector missed {self.missed} ground-truth face(s): their whole crop was the face rectangle")
+            parts.append(
+                f"the face detector missed {self.missed} ground-truth face(s): their whole crop was the face rectangle"
+            )
         return "; ".join(parts)
 
 
@@ -232,7 +240,9 @@ def parse_metric_names(text: str | None, has_gt: bool) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in ALL_METRICS]
     if unknown:
-        raise ParameterError("metrics", None, f"unknown metric(s) {', '.join(unknown)}; choose from {','.join(ALL_METRICS)}")
+        raise ParameterError(
+            "metrics", None, f"unknown metric(s) {', '.join(unknown)}; choose from {','.join(ALL_METRICS)}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -246,7 +256,13 @@ def build_metrics(names: list[str], options: MetricOptions, has_gt: bool) -> Met
             if name != "niqe" and not has_gt and not (name == "fid" and options.fid_stats):
                 hint = " or pass --fid-stats FILE" if name == "fid" else ""
                 raise PoseFaceError(f"needs ground truth (--gt DIR){hint}")
-            metric = {"psnr": PSNRMetric, "ssim": SSIMMetric, "niqe": NIQEMetric, "lpips": LPIPSMetric, "fid": FIDMetric}[name](options)
+            metric = {
+                "psnr": PSNRMetric,
+                "ssim": SSIMMetric,
+                "niqe": NIQEMetric,
+                "lpips": LPIPSMetric,
+                "fid": FIDMetric,
+            }[name](options)
             result.metrics.append(metric)
         except PoseFaceError as exc:
             result.unavailable[name] = str(exc)

@@ -20,14 +20,29 @@ def bundled_weights(path: Path | None = None, sha256: str | None = None) -> Path
 
     path = BUNDLED_WEIGHTS if path is None else Path(path)
     if not path.is_file():
-        raise PoseFaceError(f"{path}: the bundled model is missing from this installation; reinstall poseface or pass --weights FILE "
-                            "(a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)")
+        raise PoseFaceError(
+            f"{path}: the bundled model is missing from this installation; reinstall poseface or pass --weights FILE "
+            "(a PoseFace .safetensors or a GPEN .pth such as GPEN-BFR-512.pth)"
+        )
     spec = WeightsSpec(path.name, url="", sha256=BUNDLED_SHA256 if sha256 is None else sha256, what="the bundled model")
-    verify(path, spec, fix="the bundled model is damaged or was replaced: reinstall poseface (git checkout the file) or pass --weights FILE")
+    verify(
+        path,
+        spec,
+        fix="the bundled model is damaged or was replaced: reinstall poseface (git checkout the file) or pass --weights FILE",
+    )
     return path
 
 
 __all__ = [
-    "MMRB", "ComponentDiscriminator", "GlobalDiscriminator", "ModelConfig", "PoseFaceNet", "build_discriminators",
-    "bundled_weights", "convert_gpen", "freeze_d", "load_model", "save_model",
+    "MMRB",
+    "ComponentDiscriminator",
+    "GlobalDiscriminator",
+    "ModelConfig",
+    "PoseFaceNet",
+    "build_discriminators",
+    "bundled_weights",
+    "convert_gpen",
+    "freeze_d",
+    "load_model",
+    "save_model",
 ]

@@ -62,7 +62,7 @@ def serialise(state: dict[str, torch.Tensor], document: dict[str, Any]) -> bytes
 
     text = json.dumps(document)
     unsigned = save(state, metadata={METADATA_KEY: text})
-    digest = content_digest(text, [memoryview(unsigned)[_data_offset(unsigned):]])
+    digest = content_digest(text, [memoryview(unsigned)[_data_offset(unsigned) :]])
     return save(state, metadata={METADATA_KEY: text, DIGEST_KEY: digest})  # same tensor bytes, longer header
 
 
@@ -75,16 +75,22 @@ def check_content(path: Path, metadata: dict[str, str]) -> None:
         handle.seek(_data_offset(handle.read(8)))
         actual = content_digest(metadata[METADATA_KEY], iter(lambda: handle.read(CHUNK), b""))
     if actual != expected:
-        raise PoseFaceError(f"{path}: contents do not match the sha256 recorded inside the file (a flipped or lost byte); "
-                            "re-download or re-export it")
+        raise PoseFaceError(
+            f"{path}: contents do not match the sha256 recorded inside the file (a flipped or lost byte); "
+            "re-download or re-export it"
+        )
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str, Any] | None = None,
-               dtype: torch.dtype | None = None) -> Path:
+def save_model(
+    model: PoseFaceNet,
+    path: str | os.PathLike,
+    provenance: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write `path` (.safetensors) and its JSON sidecar atomically; returns the weights path.
 
     `dtype` (e.g. torch.float16) stores floating-point tensors in that type (half the file size);
@@ -95,8 +101,10 @@ def save_model(model: PoseFaceNet, path: str | os.PathLike, provenance: dict[str
     provenance = dict(provenance or {})
     provenance.setdefault("saved", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     document = model_document(model.config, provenance)
-    state = {k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
     _atomic_write_bytes(path, serialise(state, document))
     _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(document, indent=2) + "\n").encode())
     return path
@@ -110,7 +118,9 @@ def read_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types for corrupt headers and short files
-        raise PoseFaceError(f"{path}: not a readable safetensors file ({type(exc).__name__}); re-download or re-export it") from None
+        raise PoseFaceError(
+            f"{path}: not a readable safetensors file ({type(exc).__name__}); re-download or re-export it"
+        ) from None
 
 
 def read_document(path: Path, metadata: dict[str, str] | None = None) -> dict[str, Any]:
@@ -120,7 +130,9 @@ def read_document(path: Path, metadata: dict[str, str] | None = None) -> dict[st
     if text is None and path.with_suffix(".json").is_file():
         text = path.with_suffix(".json").read_text()
     if text is None:
-        raise PoseFaceError(f"{path}: safetensors file without a PoseFace config; expected weights written by `poseface` (save_model or convert-gpen)")
+        raise PoseFaceError(
+            f"{path}: safetensors file without a PoseFace config; expected weights written by `poseface` (save_model or convert-gpen)"
+        )
     return parse_document(path, text)
 
 
@@ -129,13 +141,19 @@ def parse_document(path: Path, text: str) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
-        raise PoseFaceError(f"{path}: the PoseFace config inside the file is not valid JSON; re-export the weights") from None
+        raise PoseFaceError(
+            f"{path}: the PoseFace config inside the file is not valid JSON; re-export the weights"
+        ) from None
     if not isinstance(document, dict):
         raise PoseFaceError(f"{path}: the PoseFace config inside the file is not a JSON object; re-export the weights")
     if document.get("format") != FORMAT:
-        raise PoseFaceError(f"{path}: metadata format {document.get('format')!r} is not {FORMAT!r}; expected PoseFace weights")
+        raise PoseFaceError(
+            f"{path}: metadata format {document.get('format')!r} is not {FORMAT!r}; expected PoseFace weights"
+        )
     if document.get("format_version", 0) > FORMAT_VERSION:
-        raise PoseFaceError(f"{path}: written by a newer PoseFace (format {document['format_version']}); upgrade poseface")
+        raise PoseFaceError(
+            f"{path}: written by a newer PoseFace (format {document['format_version']}); upgrade poseface"
+        )
     return document
 
 
@@ -143,7 +161,9 @@ def refuse_non_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -
     """One-line error naming the first tensor holding NaN/inf: such weights would paste black faces."""
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise PoseFaceError(f"{path}: tensor {key} holds NaN or inf values; the weights are broken, use an earlier checkpoint")
+            raise PoseFaceError(
+                f"{path}: tensor {key} holds NaN or inf values; the weights are broken, use an earlier checkpoint"
+            )
 
 
 def load_safetensors_model(path: Path) -> PoseFaceNet:
@@ -157,8 +177,16 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
     try:
         state = load_file(str(path))
     except Exception as exc:  # the header read, the tensors did not
-        raise PoseFaceError(f"{path}: tensors not readable ({type(exc).__name__}); re-download or re-export it") from None
-    load_exact(model, state, path, "PoseFaceNet", fix="the weights do not match their own config: the file is damaged or was edited")
+        raise PoseFaceError(
+            f"{path}: tensors not readable ({type(exc).__name__}); re-download or re-export it"
+        ) from None
+    load_exact(
+        model,
+        state,
+        path,
+        "PoseFaceNet",
+        fix="the weights do not match their own config: the file is damaged or was edited",
+    )
     refuse_non_finite(state, path)
     model.provenance = document.get("provenance", {})
     return model
@@ -179,7 +207,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> P
         refuse_non_finite(model.state_dict(), path)
         model.provenance = {"converted_from": str(path), "source": "GPEN"}
     elif path.suffix.lower() == ".onnx":
-        raise PoseFaceError(f"{path}: an ONNX export runs only in `poseface restore --weights`; pass the .safetensors it was exported from")
+        raise PoseFaceError(
+            f"{path}: an ONNX export runs only in `poseface restore --weights`; pass the .safetensors it was exported from"
+        )
     else:
         raise PoseFaceError(f"{path}: unknown weights format; expected PoseFace .safetensors or a GPEN generator .pth")
     return model.to(device).eval()

@@ -26,23 +26,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser("convert-gpen", help="convert GPEN's released checkpoints to PoseFace safetensors")
     convert.add_argument("generator", help="GPEN generator file, e.g. GPEN-BFR-512.pth")
     convert.add_argument("--discriminator", "-d", help="GPEN discriminator file, e.g. GPEN-BFR-512-D.pth")
-    convert.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
+    convert.add_argument(
+        "-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)"
+    )
     add_overwrite_argument(convert)
     convert.set_defaults(func=run_convert)
 
-    export = subparsers.add_parser("export", help="copy a trained model for release (optionally fp16), or write it as ONNX (--onnx)")
-    export.add_argument("source", nargs="?", help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a weights file")
+    export = subparsers.add_parser(
+        "export", help="copy a trained model for release (optionally fp16), or write it as ONNX (--onnx)"
+    )
+    export.add_argument(
+        "source",
+        nargs="?",
+        help="a `poseface train` run folder (its model.safetensors: the EMA weights) or a weights file",
+    )
     export.add_argument("-o", "--output", help="output .safetensors (a .json config is written beside it)")
-    export.add_argument("--half", action="store_true", help="store the weights as float16 (half the size; loaded back as float32)")
-    export.add_argument("--onnx", metavar="OUT.onnx", help="write the network as ONNX (dynamic batch, opset 18), checked with onnxruntime")
-    export.add_argument("--weights", help="with --onnx: the model to export, a weights file or zoo name (default: the bundled model)")
+    export.add_argument(
+        "--half", action="store_true", help="store the weights as float16 (half the size; loaded back as float32)"
+    )
+    export.add_argument(
+        "--onnx",
+        metavar="OUT.onnx",
+        help="write the network as ONNX (dynamic batch, opset 18), checked with onnxruntime",
+    )
+    export.add_argument(
+        "--weights", help="with --onnx: the model to export, a weights file or zoo name (default: the bundled model)"
+    )
     add_overwrite_argument(export)
     export.set_defaults(func=run_export)
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     """--overwrite (also spelt --force, its old name): replace existing output files."""
-    parser.add_argument("--overwrite", "--force", dest="overwrite", action="store_true", help="replace existing output files (default: refuse)")
+    parser.add_argument(
+        "--overwrite",
+        "--force",
+        dest="overwrite",
+        action="store_true",
+        help="replace existing output files (default: refuse)",
+    )
 
 
 def check_weights_output(output: Path, overwrite: bool, *others: Path) -> None:
@@ -73,8 +95,10 @@ def run_info(args: argparse.Namespace) -> int:
     global_d, local_ds = build_discriminators(model.config)
     counts = count_parameters(model, {"global discriminator": global_d, "local discriminators (3)": local_ds})
     c = model.config
-    print(f"{label}: {c.size} px, style dim {c.style_dim}, {c.n_mlp}-layer mapping, channel multiplier {c.channel_multiplier:g}, "
-          f"narrow {c.narrow:g}, MMRBs {len(model.encoder.mmrbs)}")
+    print(
+        f"{label}: {c.size} px, style dim {c.style_dim}, {c.n_mlp}-layer mapping, channel multiplier {c.channel_multiplier:g}, "
+        f"narrow {c.narrow:g}, MMRBs {len(model.encoder.mmrbs)}"
+    )
     width = max(len(k) for k in counts)
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>13,}  ({count / 1e6:.2f} M)")
@@ -96,12 +120,17 @@ def run_convert(args: argparse.Namespace) -> int:
     model, discriminator = result if isinstance(result, tuple) else (result, None)
     provenance = {"converted_from": str(Path(args.generator).name), "source": "GPEN (yangxy/GPEN)"}
     save_model(model, output, provenance)
-    print(f"wrote {output} and {output.with_suffix('.json')} ({model.config.size} px, style dim {model.config.style_dim})")
+    print(
+        f"wrote {output} and {output.with_suffix('.json')} ({model.config.size} px, style dim {model.config.style_dim})"
+    )
     if discriminator is not None:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in discriminator.state_dict().items()}, str(d_path),
-                  metadata={"poseface": "global-discriminator", "size": str(discriminator.size)})
+        save_file(
+            {k: v.contiguous() for k, v in discriminator.state_dict().items()},
+            str(d_path),
+            metadata={"poseface": "global-discriminator", "size": str(discriminator.size)},
+        )
         print(f"wrote {d_path}")
     return 0
 
@@ -150,7 +179,9 @@ def run_export_onnx(args: argparse.Namespace) -> int:
     from poseface.models.onnx_export import OPSET, export_onnx
 
     differences = export_onnx(model, output, provenance, overwrite=args.overwrite)
-    print(f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB, opset {OPSET}, dynamic batch, {model.config.size} px)")
+    print(
+        f"wrote {output} ({output.stat().st_size / 2**20:.1f} MB, opset {OPSET}, dynamic batch, {model.config.size} px)"
+    )
     for name, difference in differences.items():
         print(f"  max |onnxruntime - torch| on {name}: {difference:.2e}")
     return 0
@@ -162,5 +193,7 @@ def require_onnx_export(output: Path) -> None:
 
     missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
-        raise PoseFaceError(f"{output}: ONNX export needs {', '.join(missing)}; pip install {' '.join(missing)} "
-                            "(or pip install 'poseface[onnx]')")
+        raise PoseFaceError(
+            f"{output}: ONNX export needs {', '.join(missing)}; pip install {' '.join(missing)} "
+            "(or pip install 'poseface[onnx]')"
+        )

@@ -37,7 +37,9 @@ class Encoder(nn.Module):
         self.resolutions = [config.size // 2**j for j in range(config.log_size - 1)]  # size, ..., 4
         self.convs = nn.ModuleList([ConvLayer(3, channels[config.size], 1)])
         for previous, resolution in zip(self.resolutions, self.resolutions[1:]):
-            self.convs.append(ConvLayer(channels[previous], channels[resolution], 3, downsample=True, blur_kernel=config.blur_kernel))
+            self.convs.append(
+                ConvLayer(channels[previous], channels[resolution], 3, downsample=True, blur_kernel=config.blur_kernel)
+            )
         inner = self.resolutions[1:-1] if config.mmrb else []
         self.mmrbs = nn.ModuleDict({str(r): MMRB(channels[r], expansion=config.mmrb_expansion) for r in inner})
         self.to_latent = EqualLinear(channels[4] * 4 * 4, config.style_dim, activation=True)

@@ -42,20 +42,32 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
-            raise ValueError(f"model.size must be a power of two from {SIZES[0]} to {SIZES[-1]} (the channel table's), got {self.size}")
+            raise ValueError(
+                f"model.size must be a power of two from {SIZES[0]} to {SIZES[-1]} (the channel table's), got {self.size}"
+            )
         require_number("model.style_dim", self.style_dim, 1)
         require_number("model.n_mlp", self.n_mlp, 0)  # 0: W = the normalised Z
         require_number("model.mmrb_expansion", self.mmrb_expansion, 1)
         require_number("model.stddev_group", self.stddev_group, 1)
-        for name in ("channel_multiplier", "narrow", "lr_mlp", "decoder_width", "discriminator_channel_multiplier",
-                     "discriminator_narrow"):
+        for name in (
+            "channel_multiplier",
+            "narrow",
+            "lr_mlp",
+            "decoder_width",
+            "discriminator_channel_multiplier",
+            "discriminator_narrow",
+        ):
             if getattr(self, name) is not None:
                 require_number(f"model.{name}", getattr(self, name), 0, low_open=True)
         if not self.blur_kernel or sum(self.blur_kernel) <= 0:
-            raise ValueError(f"model.blur_kernel must be FIR taps with a positive sum, e.g. [1, 3, 3, 1], got {list(self.blur_kernel)}")
+            raise ValueError(
+                f"model.blur_kernel must be FIR taps with a positive sum, e.g. [1, 3, 3, 1], got {list(self.blur_kernel)}"
+            )
         require_numbers("model.blur_kernel", self.blur_kernel)
         self._check_channel_table("model.channel_multiplier and model.narrow", self.channels())
-        self._check_channel_table("model.discriminator_channel_multiplier and model.discriminator_narrow", self.discriminator_channels())
+        self._check_channel_table(
+            "model.discriminator_channel_multiplier and model.discriminator_narrow", self.discriminator_channels()
+        )
         if self.face_template is not None:
             if len(self.face_template) != 5 or any(len(point) != 2 for point in self.face_template):
                 raise ValueError("model.face_template needs exactly 5 (x, y) points")
@@ -69,7 +81,9 @@ class ModelConfig:
             raise ValueError(f"{names} leave no channels at some resolutions ({used}); raise them")
         odd = [res for res, ch in used.items() if self.mmrb and 4 < res < self.size and ch % 2]
         if odd:
-            raise ValueError(f"{names} give an odd channel count at {odd[0]} px ({used[odd[0]]}), which an MMRB cannot split in halves")
+            raise ValueError(
+                f"{names} give an odd channel count at {odd[0]} px ({used[odd[0]]}), which an MMRB cannot split in halves"
+            )
 
     @property
     def log_size(self) -> int:
@@ -83,8 +97,18 @@ class ModelConfig:
         """GPEN's channel table {resolution: channels}."""
         n = self.narrow if narrow is None else narrow
         cm = self.channel_multiplier if channel_multiplier is None else channel_multiplier
-        table = {4: 512 * n, 8: 512 * n, 16: 512 * n, 32: 512 * n, 64: 256 * cm * n, 128: 128 * cm * n,
-                 256: 64 * cm * n, 512: 32 * cm * n, 1024: 16 * cm * n, 2048: 8 * cm * n}
+        table = {
+            4: 512 * n,
+            8: 512 * n,
+            16: 512 * n,
+            32: 512 * n,
+            64: 256 * cm * n,
+            128: 128 * cm * n,
+            256: 64 * cm * n,
+            512: 32 * cm * n,
+            1024: 16 * cm * n,
+            2048: 8 * cm * n,
+        }
         return {res: int(ch) for res, ch in table.items()}
 
     def discriminator_channels(self) -> dict[int, int]:

@@ -20,7 +20,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_channels, in_channels, 3, blur_kernel=blur_kernel)
         self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_channels, out_channels, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False)
+        self.skip = ConvLayer(
+            in_channels, out_channels, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
@@ -44,7 +46,9 @@ class GlobalDiscriminator(nn.Module):
     """StyleGAN2 residual discriminator. `convs.0` is the 1x1 from-RGB layer at full resolution;
     `convs.1` ... `convs.{log2(size)-2}` are residual blocks halving the resolution down to 4x4."""
 
-    def __init__(self, size: int, channels: dict[int, int], stddev_group: int = 4, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(
+        self, size: int, channels: dict[int, int], stddev_group: int = 4, blur_kernel: Sequence[int] = (1, 3, 3, 1)
+    ):
         super().__init__()
         self.size = size
         self.stddev_group = stddev_group
@@ -78,7 +82,9 @@ def freeze_d(discriminator: GlobalDiscriminator, n_layers: int = 5) -> list[str]
     (section 3.3), while the 32->4 px blocks, the stddev conv and the linear head keep learning.
     """
     if not 0 <= n_layers <= len(discriminator.convs):
-        raise ValueError(f"cannot freeze {n_layers} layers of a discriminator with {len(discriminator.convs)} conv layers")
+        raise ValueError(
+            f"cannot freeze {n_layers} layers of a discriminator with {len(discriminator.convs)} conv layers"
+        )
     frozen: list[str] = []
     for index in range(n_layers):
         for name, parameter in discriminator.convs[index].named_parameters():
@@ -114,6 +120,10 @@ class ComponentDiscriminator(nn.Module):
 
 def build_discriminators(config, component_channels: int = 64) -> tuple[GlobalDiscriminator, nn.ModuleDict]:
     """The global D for `config.size` and one ComponentDiscriminator per facial component."""
-    global_d = GlobalDiscriminator(config.size, config.discriminator_channels(), config.stddev_group, config.blur_kernel)
-    local_ds = nn.ModuleDict({name: ComponentDiscriminator(component_channels, config.blur_kernel) for name in COMPONENTS})
+    global_d = GlobalDiscriminator(
+        config.size, config.discriminator_channels(), config.stddev_group, config.blur_kernel
+    )
+    local_ds = nn.ModuleDict(
+        {name: ComponentDiscriminator(component_channels, config.blur_kernel) for name in COMPONENTS}
+    )
     return global_d, local_ds

@@ -56,7 +56,9 @@ def infer_generator_config(state: dict[str, torch.Tensor], path: Path) -> ModelC
     n_mlp = len([k for k in state if re.fullmatch(r"generator\.style\.\d+\.weight", k)])
     narrow = _shape(state, "generator.input.input", path, what)[1] / 512
     channel_multiplier = _channel_multiplier(size, _shape(state, "ecd0.0.0.weight", path, what)[0], narrow)
-    return ModelConfig(size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, narrow=narrow)
+    return ModelConfig(
+        size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier, narrow=narrow
+    )
 
 
 def _generator_key_map(key: str) -> str | None:
@@ -87,7 +89,9 @@ def _load_into(module: nn.Module, source: dict[str, tuple[str, torch.Tensor]], p
                 f"the file is not {what} or was built with unusual options"
             )
         if key.endswith(".kernel") and not torch.allclose(target[key], tensor.to(target[key].dtype), atol=1e-6):
-            raise PoseFaceError(f"{path}: {file_key} is not the [1,3,3,1] FIR kernel GPEN uses; unsupported blur kernel")
+            raise PoseFaceError(
+                f"{path}: {file_key} is not the [1,3,3,1] FIR kernel GPEN uses; unsupported blur kernel"
+            )
         target[key] = tensor.to(target[key].dtype)
     module.load_state_dict(target)
     return unused
@@ -116,7 +120,9 @@ def load_gpen_generator(path: str | os.PathLike) -> tuple[PoseFaceNet, list[str]
         else:
             renamed[new_key] = (key, tensor)
     unused += _load_into(model, renamed, path, what)
-    _refuse_missing({k for k, _ in model.named_parameters() if k.startswith(GPEN_PARTS)}, set(renamed), path, "GPEN", what)
+    _refuse_missing(
+        {k for k, _ in model.named_parameters() if k.startswith(GPEN_PARTS)}, set(renamed), path, "GPEN", what
+    )
     return model, unused
 
 
@@ -124,10 +130,17 @@ def init_from_gpen(model: PoseFaceNet, path: str) -> None:
     """Copy GPEN's encoder convs, latent layer and StyleGAN2 into `model` (shapes must agree)."""
     gpen, _ = load_gpen_generator(path)
     g, m = gpen.config, model.config
-    if (g.size, g.style_dim, g.n_mlp, g.channel_multiplier, g.narrow) != (m.size, m.style_dim, m.n_mlp, m.channel_multiplier, m.narrow):
+    if (g.size, g.style_dim, g.n_mlp, g.channel_multiplier, g.narrow) != (
+        m.size,
+        m.style_dim,
+        m.n_mlp,
+        m.channel_multiplier,
+        m.narrow,
+    ):
         raise PoseFaceError(
             f"{path}: GPEN model is {g.size} px / style {g.style_dim} / cm {g.channel_multiplier:g} / narrow {g.narrow:g}, "
-            f"the config asks for {m.size} / {m.style_dim} / {m.channel_multiplier:g} / {m.narrow:g}; use the matching preset (paper-512 for GPEN-BFR-512)"
+            f"the config asks for {m.size} / {m.style_dim} / {m.channel_multiplier:g} / {m.narrow:g}; use the matching preset "
+            "(paper-512 for GPEN-BFR-512)"
         )
     source = gpen.state_dict()
     target = model.state_dict()
@@ -167,7 +180,9 @@ def discriminator_config_fields(discriminator: GlobalDiscriminator, config: Mode
     return dataclasses.replace(config, discriminator_narrow=narrow, discriminator_channel_multiplier=cm)
 
 
-def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os.PathLike | None = None, verbose: bool = True):
+def convert_gpen(
+    generator_path: str | os.PathLike, discriminator_path: str | os.PathLike | None = None, verbose: bool = True
+):
     """Read GPEN's released generator (and optionally discriminator) files.
 
     Returns the PoseFace model, or (model, discriminator) when a discriminator path is given.
@@ -175,7 +190,10 @@ def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os
     """
     model, unused = load_gpen_generator(generator_path)
     if unused and verbose:
-        warnings.warn(f"{generator_path}: {len(unused)} keys not used: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}", stacklevel=2)
+        warnings.warn(
+            f"{generator_path}: {len(unused)} keys not used: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}",
+            stacklevel=2,
+        )
     if discriminator_path is None:
         return model
     discriminator, unused_d = load_gpen_discriminator(discriminator_path, stddev_group=model.config.stddev_group)
@@ -183,7 +201,8 @@ def convert_gpen(generator_path: str | os.PathLike, discriminator_path: str | os
         warnings.warn(f"{discriminator_path}: {len(unused_d)} keys not used: {', '.join(unused_d[:8])}", stacklevel=2)
     if discriminator.size != model.config.size:
         raise PoseFaceError(
-            f"{discriminator_path}: discriminator is for {discriminator.size} px faces but the generator is {model.config.size} px; pass the matching -D file"
+            f"{discriminator_path}: discriminator is for {discriminator.size} px faces but the generator is {model.config.size} "
+            "px; pass the matching -D file"
         )
     model.config = discriminator_config_fields(discriminator, model.config)
     return model, discriminator

@@ -22,7 +22,15 @@ class PixelNorm(nn.Module):
 class EqualConv2d(nn.Module):
     """Conv2d whose weight is N(0, 1) and multiplied by 1/sqrt(fan_in) at run time."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
@@ -43,7 +51,15 @@ class EqualLinear(nn.Module):
     """Linear layer with equalised learning rate and a learning-rate multiplier `lr_mul`
     (the mapping network uses 0.01: weights stored x100, scaled back at run time)."""
 
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0, lr_mul: float = 1.0, activation: bool = False):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        activation: bool = False,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
@@ -68,8 +84,16 @@ class ConvLayer(nn.Sequential):
     the sub-module indices 0, 1, 2 match GPEN's checkpoint keys).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-                 blur_kernel: Sequence[int] = (1, 3, 3, 1), bias: bool = True, activate: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        downsample: bool = False,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+        bias: bool = True,
+        activate: bool = True,
+    ):
         layers: list[nn.Module] = []
         if downsample:
             factor = 2
@@ -78,8 +102,11 @@ class ConvLayer(nn.Sequential):
             stride, padding = 2, 0
         else:
             stride, padding = 1, kernel_size // 2
-        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                                  bias=bias and not activate))
+        layers.append(
+            EqualConv2d(
+                in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias and not activate
+            )
+        )
         if activate:
             layers.append(FusedLeakyReLU(out_channels) if bias else ScaledLeakyReLU())
         super().__init__(*layers)
@@ -100,5 +127,7 @@ def conv_leaky_relu(x: torch.Tensor, conv: EqualConv2d, bias: torch.Tensor) -> t
     """FusedLeakyReLU(conv(x)) with the sqrt(2) gain and the bias folded into the convolution
     (sqrt(2) * lrelu(y + b) = lrelu(sqrt(2) * y + sqrt(2) * b)), then an in-place activation."""
     weight = conv.weight * (conv.scale * ACTIVATION_GAIN)
-    out = F.conv2d(x, weight.to(x.dtype), bias=(bias * ACTIVATION_GAIN).to(x.dtype), stride=conv.stride, padding=conv.padding)
+    out = F.conv2d(
+        x, weight.to(x.dtype), bias=(bias * ACTIVATION_GAIN).to(x.dtype), stride=conv.stride, padding=conv.padding
+    )
     return F.leaky_relu_(out, LEAKY_SLOPE)

@@ -32,8 +32,10 @@ def import_onnxruntime(path: Path):
     try:
         import onnxruntime
     except ImportError:
-        raise PoseFaceError(f"{path}: running an ONNX model needs onnxruntime; pip install onnxruntime "
-                            "(or onnxruntime-gpu for CUDA), or pass PoseFace .safetensors weights") from None
+        raise PoseFaceError(
+            f"{path}: running an ONNX model needs onnxruntime; pip install onnxruntime "
+            "(or onnxruntime-gpu for CUDA), or pass PoseFace .safetensors weights"
+        ) from None
     return onnxruntime
 
 
@@ -43,8 +45,10 @@ def providers_for(device: str, available: list[str], path: Path) -> list[str]:
     device = str(device).lower()
     if device.startswith("cuda"):
         if CUDA not in available:
-            raise PoseFaceError(f"{path}: --device {device}: this onnxruntime has no CUDA provider; "
-                                "pip install onnxruntime-gpu, or use --device cpu")
+            raise PoseFaceError(
+                f"{path}: --device {device}: this onnxruntime has no CUDA provider; "
+                "pip install onnxruntime-gpu, or use --device cpu"
+            )
         return [CUDA, CPU]
     if device == "auto" and CUDA in available:
         return [CUDA, CPU]
@@ -84,11 +88,16 @@ class OnnxRestorationModel:
 def check_signature(session, config: ModelConfig, path: Path) -> None:
     """One-line error unless the graph takes and returns (N, 3, size, size) under PoseFace's names."""
     size = config.size
-    for what, values, name in (("input", session.get_inputs(), INPUT_NAME), ("output", session.get_outputs(), OUTPUT_NAME)):
+    for what, values, name in (
+        ("input", session.get_inputs(), INPUT_NAME),
+        ("output", session.get_outputs(), OUTPUT_NAME),
+    ):
         shapes = [(v.name, list(v.shape)) for v in values]
         if len(values) != 1 or values[0].name != name or list(values[0].shape)[1:] != [3, size, size]:
-            raise PoseFaceError(f"{path}: {what} {shapes} does not match its PoseFace config ({name!r}, (N, 3, {size}, {size})); "
-                                "re-export it with `poseface export --onnx`")
+            raise PoseFaceError(
+                f"{path}: {what} {shapes} does not match its PoseFace config ({name!r}, (N, 3, {size}, {size})); "
+                "re-export it with `poseface export --onnx`"
+            )
 
 
 def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int = 0) -> OnnxRestorationModel:
@@ -105,11 +114,15 @@ def load_onnx_model(path: str | os.PathLike, device: str = "auto", threads: int 
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, InvalidGraph, ... for damaged files
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise PoseFaceError(f"{path}: not a readable ONNX model ({reason}); re-download it or re-export it with `poseface export --onnx`") from None
+        raise PoseFaceError(
+            f"{path}: not a readable ONNX model ({reason}); re-download it or re-export it with `poseface export --onnx`"
+        ) from None
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if text is None:
-        raise PoseFaceError(f"{path}: an ONNX model without PoseFace metadata (metadata_props {METADATA_KEY!r}), so its face size and "
-                            "template are unknown; export it with `poseface export --onnx` or pass PoseFace .safetensors weights")
+        raise PoseFaceError(
+            f"{path}: an ONNX model without PoseFace metadata (metadata_props {METADATA_KEY!r}), so its face size and "
+            "template are unknown; export it with `poseface export --onnx` or pass PoseFace .safetensors weights"
+        )
     document = parse_document(path, text)
     config = from_dict(ModelConfig, document.get("config", {}), where=f"{path} config")
     check_signature(session, config, path)

@@ -55,8 +55,13 @@ class ExportForward(nn.Module):
 def export_metadata(model: PoseFaceNet, provenance: dict | None = None) -> dict[str, str]:
     """metadata_props of an export: the weights-file document (config, face template, provenance) and
     the export facts the ONNX backend checks."""
-    facts = {"opset": OPSET, "input": INPUT_NAME, "output": OUTPUT_NAME, "layout": "NCHW RGB float32 in [-1, 1]",
-             "exporter": f"torch.onnx dynamo (torch {torch.__version__})"}
+    facts = {
+        "opset": OPSET,
+        "input": INPUT_NAME,
+        "output": OUTPUT_NAME,
+        "layout": "NCHW RGB float32 in [-1, 1]",
+        "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
+    }
     return {METADATA_KEY: json.dumps(model_document(model.config, provenance)), EXPORT_KEY: json.dumps(facts)}
 
 
@@ -84,8 +89,16 @@ def export_program(model: PoseFaceNet, provenance: dict | None = None) -> "torch
     example = torch.zeros(EXAMPLE_BATCH, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with torch.no_grad(), quiet_exporter():
-        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME], dynamic_shapes={"faces": {0: batch}}, verbose=False)
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"faces": {0: batch}},
+            verbose=False,
+        )
     program.model.metadata_props.update(export_metadata(model, provenance))
     return program
 
@@ -104,8 +117,11 @@ def astronaut_faces(size: int, template: np.ndarray) -> np.ndarray:
     if not found:
         raise PoseFaceError("skimage.data.astronaut(): no face found for the ONNX check; check the dlib installation")
     face = np.clip(np.rint(align_face(photo, found[0].points5, template, size).crop), 0, 255).astype(np.uint8)
-    blurred = cv2.resize(cv2.resize(face, (size // 2, size // 2), interpolation=cv2.INTER_AREA), (size, size),
-                         interpolation=cv2.INTER_CUBIC)
+    blurred = cv2.resize(
+        cv2.resize(face, (size // 2, size // 2), interpolation=cv2.INTER_AREA),
+        (size, size),
+        interpolation=cv2.INTER_CUBIC,
+    )
     return np.stack([face, face[:, ::-1], blurred])
 
 
@@ -120,7 +136,12 @@ def check_inputs(model: PoseFaceNet, seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(3, 3, size, size, generator=generator) * 2 - 1
     real = to_model_input(astronaut_faces(size, np.asarray(model.config.template())))
-    return {"random, batch 1": noise[:1], "random, batch 3": noise, "astronaut, batch 1": real[:1], "astronaut, batch 3": real}
+    return {
+        "random, batch 1": noise[:1],
+        "random, batch 3": noise,
+        "astronaut, batch 1": real[:1],
+        "astronaut, batch 3": real,
+    }
 
 
 def max_differences(model: PoseFaceNet, run_onnx, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -140,13 +161,16 @@ def check_parity(model: PoseFaceNet, path: Path, shown_as: Path, inputs: dict[st
     differences = max_differences(model, onnx_model.run_numpy, inputs)
     worst = max(differences, key=differences.get)
     if not differences[worst] < TOLERANCE:
-        raise PoseFaceError(f"{shown_as}: the ONNX export differs from PyTorch by {differences[worst]:.2e} on {worst} inputs "
-                            f"(tolerance {TOLERANCE:g}); nothing was written, please report it")
+        raise PoseFaceError(
+            f"{shown_as}: the ONNX export differs from PyTorch by {differences[worst]:.2e} on {worst} inputs "
+            f"(tolerance {TOLERANCE:g}); nothing was written, please report it"
+        )
     return differences
 
 
-def export_onnx(model: PoseFaceNet, path: str | os.PathLike, provenance: dict | None = None,
-                overwrite: bool = False) -> dict[str, float]:
+def export_onnx(
+    model: PoseFaceNet, path: str | os.PathLike, provenance: dict | None = None, overwrite: bool = False
+) -> dict[str, float]:
     """Write `model` to `path` as ONNX, checked with ONNX Runtime first; returns the max differences."""
     path = Path(path)
     program = export_program(model, provenance)

@@ -26,13 +26,21 @@ def make_kernel(taps: Sequence[float]) -> torch.Tensor:
     return k / k.sum()
 
 
-def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def upfirdn2d(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
     """Zero-insert up-sampling by `up`, padding by `pad` on both axes (negative crops), FIR filtering
     with `kernel` (true convolution, so the kernel is flipped), then keeping every `down`-th sample."""
     n, c, h, w = x.shape
     pad0, pad1 = pad
     transposed_padding = kernel.shape[0] - 1 - pad0
-    if up > 1 and down == 1 and pad0 == pad1 + up - 1 and transposed_padding >= 0 and kernel.shape[0] == kernel.shape[1]:
+    if (
+        up > 1
+        and down == 1
+        and pad0 == pad1 + up - 1
+        and transposed_padding >= 0
+        and kernel.shape[0] == kernel.shape[1]
+    ):
         # Zero insertion + padding + convolution with k is a transposed convolution with k itself
         # (stride `up`, padding K-1-pad0): the same sums without multiplying the inserted zeros.
         weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
@@ -42,7 +50,7 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(n, c, h * up, w * up)
     x = F.pad(x, (max(pad0, 0), max(pad1, 0), max(pad0, 0), max(pad1, 0)))
-    x = x[:, :, max(-pad0, 0): x.shape[2] - max(-pad1, 0), max(-pad0, 0): x.shape[3] - max(-pad1, 0)]
+    x = x[:, :, max(-pad0, 0) : x.shape[2] - max(-pad1, 0), max(-pad0, 0) : x.shape[3] - max(-pad1, 0)]
     weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
     return F.conv2d(x, weight, stride=down, groups=c)
 

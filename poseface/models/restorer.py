@@ -22,7 +22,9 @@ class PoseFaceNet(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
-        self.prior = StyleGAN2Prior(config.size, config.style_dim, config.n_mlp, config.channels(), config.lr_mlp, config.blur_kernel)
+        self.prior = StyleGAN2Prior(
+            config.size, config.style_dim, config.n_mlp, config.channels(), config.lr_mlp, config.blur_kernel
+        )
 
     def forward(self, x: torch.Tensor, return_rgbs: bool = False, modulate: str = "auto"):
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.config.size, self.config.size):

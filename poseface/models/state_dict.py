@@ -30,7 +30,9 @@ def _unwrapped(data: object, unwrap: tuple[str, ...]) -> object:
     return data
 
 
-def read_state_dict(path: str | os.PathLike, what: str, unwrap: tuple[str, ...] = WRAPPER_KEYS) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | os.PathLike, what: str, unwrap: tuple[str, ...] = WRAPPER_KEYS
+) -> dict[str, torch.Tensor]:
     """torch.load(weights_only=True) a state dict of tensors, from inside an `unwrap` container if it is
     in one; a DataParallel 'module.' prefix is stripped. `what` names the expected file in errors."""
     path = Path(path)
@@ -38,9 +40,13 @@ def read_state_dict(path: str | os.PathLike, what: str, unwrap: tuple[str, ...] 
         raise PoseFaceError(f"{path}: no such file ({what}); pass the path of the downloaded file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and weights_only errors, truncated files: all mean "not a usable weights file"
-        raise PoseFaceError(f"{path}: cannot read as a PyTorch checkpoint ({type(exc).__name__}); expected {what} "
-                            f"saved with torch.save, re-download it if the file is truncated") from None
+    except (
+        Exception
+    ) as exc:  # pickle, zip and weights_only errors, truncated files: all mean "not a usable weights file"
+        raise PoseFaceError(
+            f"{path}: cannot read as a PyTorch checkpoint ({type(exc).__name__}); expected {what} "
+            f"saved with torch.save, re-download it if the file is truncated"
+        ) from None
     data = _unwrapped(data, unwrap)
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise PoseFaceError(f"{path}: not a state dict of tensors; expected {what}, pass the original weights file")
@@ -56,12 +62,19 @@ def _mismatches(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tenso
     parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]})"] if unexpected else []
     if wrong:
         key = wrong[0]
-        parts.append(f"{len(wrong)} with other shapes (e.g. {key}: {tuple(state[key].shape)}, needs {tuple(own[key].shape)})")
+        parts.append(
+            f"{len(wrong)} with other shapes (e.g. {key}: {tuple(state[key].shape)}, needs {tuple(own[key].shape)})"
+        )
     return parts
 
 
-def load_exact(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike, what: str,
-               fix: str = "pass the original file") -> None:
+def load_exact(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    what: str,
+    fix: str = "pass the original file",
+) -> None:
     """Load `state` into `module` (dtypes cast to the module's); any missing or unexpected key or other
     shape is a one-line error naming `path`, the `what` layout and the `fix`."""
     parts = _mismatches(module.state_dict(), state)

@@ -26,7 +26,9 @@ class MappingNetwork(nn.Sequential):
     """PixelNorm + n_mlp EqualLinear layers with leaky ReLU and learning-rate multiplier (eq. 2)."""
 
     def __init__(self, style_dim: int, n_mlp: int, lr_mul: float):
-        super().__init__(PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mul, activation=True) for _ in range(n_mlp)])
+        super().__init__(
+            PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mul, activation=True) for _ in range(n_mlp)]
+        )
 
 
 class ModulatedConv2d(nn.Module):
@@ -46,8 +48,16 @@ class ModulatedConv2d(nn.Module):
     multiply-add.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 demodulate: bool = True, upsample: bool = False, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+    ):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -63,14 +73,20 @@ class ModulatedConv2d(nn.Module):
             p = (len(blur_kernel) - factor) - (kernel_size - 1)
             self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None,
-                modulate: str = "auto") -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        gain: float = 1.0,
+        bias: torch.Tensor | None = None,
+        modulate: str = "auto",
+    ) -> torch.Tensor:
         style = self.modulation(w)  # (N, in)
         weight = self.weight[0] * self.scale  # (out, in, k, k)
         if modulate == "auto":
             modulate = "weights" if x.shape[0] == 1 or not torch.is_grad_enabled() else "activations"
         if modulate == "weights":
-            out = torch.cat([self._conv(x[i: i + 1], weight * style[i].view(1, -1, 1, 1)) for i in range(x.shape[0])])
+            out = torch.cat([self._conv(x[i : i + 1], weight * style[i].view(1, -1, 1, 1)) for i in range(x.shape[0])])
         elif modulate == "activations":
             out = self._conv(x * style[:, :, None, None].to(x.dtype), weight)
         else:
@@ -94,8 +110,10 @@ class ModulatedConv2d(nn.Module):
         return F.conv2d(x, weight.to(x.dtype), padding=self.padding)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
-                f"demodulate={self.demodulate}, upsample={self.upsample}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, {self.kernel_size}, "
+            f"demodulate={self.demodulate}, upsample={self.upsample}"
+        )
 
 
 class NoiseConcat(nn.Module):
@@ -117,10 +135,19 @@ class StyledConv(nn.Module):
     sqrt(2) n f + sqrt(2) b_2]): each half is one multiply-add, then one in-place activation.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int,
-                 upsample: bool = False, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+    ):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel)
+        self.conv = ModulatedConv2d(
+            in_channels, out_channels, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel
+        )
         self.noise = NoiseConcat()
         self.activate = FusedLeakyReLU(out_channels * 2)
 
@@ -128,22 +155,29 @@ class StyledConv(nn.Module):
         bias = self.activate.bias * ACTIVATION_GAIN
         conv_bias, feature_bias = bias.chunk(2)
         out = self.conv(x, w, gain=ACTIVATION_GAIN, bias=conv_bias, modulate=modulate)
-        noise = torch.addcmul(feature_bias.view(1, -1, 1, 1).to(feature.dtype), feature,
-                              (self.noise.weight * ACTIVATION_GAIN).to(feature.dtype))
+        noise = torch.addcmul(
+            feature_bias.view(1, -1, 1, 1).to(feature.dtype),
+            feature,
+            (self.noise.weight * ACTIVATION_GAIN).to(feature.dtype),
+        )
         return F.leaky_relu_(torch.cat([out, noise.to(out.dtype)], dim=1), LEAKY_SLOPE)
 
 
 class ToRGB(nn.Module):
     """1x1 modulated conv (no demodulation) to RGB, plus the up-sampled RGB of the previous scale."""
 
-    def __init__(self, in_channels: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(
+        self, in_channels: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[int] = (1, 3, 3, 1)
+    ):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None, modulate: str = "auto") -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None, modulate: str = "auto"
+    ) -> torch.Tensor:
         out = self.conv(x, w, bias=self.bias.view(-1), modulate=modulate)
         if skip is not None:
             out = out + self.upsample(skip)
@@ -170,8 +204,15 @@ class StyleGAN2Prior(nn.Module):
     `modulate` goes to every ModulatedConv2d.
     """
 
-    def __init__(self, size: int, style_dim: int, n_mlp: int, channels: dict[int, int], lr_mlp: float = 0.01,
-                 blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(
+        self,
+        size: int,
+        style_dim: int,
+        n_mlp: int,
+        channels: dict[int, int],
+        lr_mlp: float = 0.01,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+    ):
         super().__init__()
         self.size = size
         self.log_size = int(math.log2(size))
@@ -184,12 +225,16 @@ class StyleGAN2Prior(nn.Module):
         in_channels = channels[4]
         for i in range(3, self.log_size + 1):
             out_channels = channels[2**i]
-            self.convs.append(StyledConv(in_channels * 2, out_channels, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
+            self.convs.append(
+                StyledConv(in_channels * 2, out_channels, 3, style_dim, upsample=True, blur_kernel=blur_kernel)
+            )
             self.convs.append(StyledConv(out_channels * 2, out_channels, 3, style_dim, blur_kernel=blur_kernel))
             self.to_rgbs.append(ToRGB(out_channels * 2, style_dim, blur_kernel=blur_kernel))
             in_channels = out_channels
 
-    def forward(self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False, modulate: str = "auto"):
+    def forward(
+        self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False, modulate: str = "auto"
+    ):
         w = self.mapping(z)  # eq. 2; one W broadcast to every style block
         x = self.conv1(self.input(z.shape[0]).to(features[4].dtype), w, features[4], modulate)
         skip = self.to_rgb1(x, w, modulate=modulate)

@@ -66,8 +66,10 @@ class ServeLimits:
 
 def upload_too_large(name: str, size: str, limit_bytes: int) -> str:
     """The one wording for an upload over the byte limit (the page fills in NAME and SIZE itself)."""
-    return (f"{name}: {size} bytes is more than the upload limit of {limit_bytes} bytes; "
-            "send a smaller file or restart poseface serve with a larger --max-upload-mb")
+    return (
+        f"{name}: {size} bytes is more than the upload limit of {limit_bytes} bytes; "
+        "send a smaller file or restart poseface serve with a larger --max-upload-mb"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -84,8 +86,10 @@ def exposure_warning(host: str) -> str | None:
     """One line when `host` is not a loopback address (the page is then reachable from other machines)."""
     if is_loopback(host):
         return None
-    return (f"poseface: warning: --host {host} is not a loopback address: anyone who can reach this machine "
-            "can use this page and its model; use --host 127.0.0.1 to keep it local")
+    return (
+        f"poseface: warning: --host {host} is not a loopback address: anyone who can reach this machine "
+        "can use this page and its model; use --host 127.0.0.1 to keep it local"
+    )
 
 
 def _number(query: dict[str, list[str]], key: str, default: float) -> float:
@@ -122,9 +126,15 @@ class RestoreRequest:
         model = fields.get("model", [BUNDLED])[-1]
         if model not in models:
             raise PoseFaceError(
-                f"model {model!r}: not loaded by this server; choose one of {', '.join(models)}, or restart poseface serve with --weights {model}"
+                f"model {model!r}: not loaded by this server; choose one of {', '.join(models)}, or restart poseface serve with "
+                f"--weights {model}"
             )
-        return cls(model, _number(fields, "fidelity", 1.0), _number(fields, "upscale", 1.0), _file_name(fields.get("name", [""])[-1]))
+        return cls(
+            model,
+            _number(fields, "fidelity", 1.0),
+            _number(fields, "upscale", 1.0),
+            _file_name(fields.get("name", [""])[-1]),
+        )
 
 
 def preview(image: np.ndarray, faces: list[FaceResult], scale: float) -> np.ndarray:
@@ -151,7 +161,12 @@ def summary_line(request: RestoreRequest, faces: int, seconds: float, min_face_s
 class RestoreService:
     """Models loaded once; `restore` turns one upload into what the page shows, one request at a time."""
 
-    def __init__(self, models: dict[str, torch.nn.Module], device: str | torch.device = "cpu", limits: ServeLimits = ServeLimits()):
+    def __init__(
+        self,
+        models: dict[str, torch.nn.Module],
+        device: str | torch.device = "cpu",
+        limits: ServeLimits = ServeLimits(),
+    ):
         if not models:
             raise PoseFaceError("no model to serve; pass --weights or leave it out for the bundled model")
         self.models = models
@@ -161,7 +176,9 @@ class RestoreService:
         self._results: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     @classmethod
-    def load(cls, weights: list[str] | None = None, device: str = "auto", limits: ServeLimits = ServeLimits()) -> RestoreService:
+    def load(
+        cls, weights: list[str] | None = None, device: str = "auto", limits: ServeLimits = ServeLimits()
+    ) -> RestoreService:
         """The bundled model plus each of `weights` (files or zoo names), loaded now."""
         device = resolve_device(device)
         models = {BUNDLED: load_restoration_model(None, device)}
@@ -178,7 +195,9 @@ class RestoreService:
         """The page's answer for one upload: previews with boxes, a download link and a summary line."""
         with self._lock:
             image = read_rgb_bytes(data, request.name, self.limits.max_pixels)
-            restorer = Restorer(model=self.models[request.model], device=self.device, upscale=request.upscale, fidelity=request.fidelity)
+            restorer = Restorer(
+                model=self.models[request.model], device=self.device, upscale=request.upscale, fidelity=request.fidelity
+            )
             too_large = too_large_output_reason(Path(request.name), image, restorer, self.limits.max_pixels)
             if too_large:
                 raise PoseFaceError(too_large)
@@ -192,7 +211,9 @@ class RestoreService:
                 "output": data_url(preview(result.image, result.faces, scale)),
                 "download": f"/result/{token}/{self._results[token][0]}",
                 "faces": len(result.faces),
-                "boxes": [[round(float(v), 1) for v in face.box] for face in result.faces if face.box is not None],  # input pixels
+                "boxes": [
+                    [round(float(v), 1) for v in face.box] for face in result.faces if face.box is not None
+                ],  # input pixels
                 "message": summary_line(request, len(result.faces), seconds, restorer.detector.min_face_size),
             }
 
@@ -210,11 +231,14 @@ class RestoreService:
 
 def render_page(service: RestoreService) -> str:
     """page.html with this server's models, upscale choices and upload limit filled in."""
+
     def option(value: str, label: str, selected: bool) -> str:
         return f'<option value="{html.escape(value)}"{" selected" * selected}>{html.escape(label)}</option>'
 
-    models = "".join(option(name, "bundled (poseface-small-utkface)" if name == BUNDLED else name, name == service.default_model)
-                     for name in service.models)
+    models = "".join(
+        option(name, "bundled (poseface-small-utkface)" if name == BUNDLED else name, name == service.default_model)
+        for name in service.models
+    )
     upscales = "".join(option(f"{value:g}", f"x{value:g}", value == 1.0) for value in UPSCALES)
     limit = service.limits.max_upload_bytes
     values = {
@@ -255,7 +279,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             name, png = kept
             self._send(200, "image/png", png, {"Content-Disposition": f'attachment; filename="{name}"'})
         elif parts[0] == "result":
-            self._send_json(404, {"error": f"{path}: this result is no longer kept (only the last {KEPT_RESULTS} are); restore the photo again"})
+            self._send_json(
+                404,
+                {
+                    "error": f"{path}: this result is no longer kept (only the last {KEPT_RESULTS} are); restore the photo again"
+                },
+            )
         else:
             self._send_json(404, {"error": f"{path}: no such page; open / instead"})
 
@@ -274,14 +303,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(400, {"error": for_cli(exc)})
         except Exception as exc:  # a bug, not the user's doing: the traceback goes to the terminal only
             log.exception("poseface serve: restoring %s failed", self.path)
-            self._send_json(500, {"error": f"internal error ({type(exc).__name__}); the terminal running poseface serve has the details"})
+            self._send_json(
+                500,
+                {
+                    "error": f"internal error ({type(exc).__name__}); the terminal running poseface serve has the details"
+                },
+            )
         else:
             self._send_json(200, answer)
 
     def _body(self, name: str) -> bytes:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
-            raise UploadRefused(f"{name}: the upload has no Content-Length; send the file as the request body (the page does)", 411)
+            raise UploadRefused(
+                f"{name}: the upload has no Content-Length; send the file as the request body (the page does)", 411
+            )
         limit = self.server.service.limits.max_upload_bytes
         if int(length) > limit:
             raise UploadRefused(upload_too_large(name, length, limit), 413)
@@ -317,4 +353,6 @@ def start_server(service: RestoreService, host: str = "127.0.0.1", port: int = 7
     try:
         return PageServer((host, port), service)
     except OSError as exc:
-        raise PoseFaceError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); choose another --port or --host") from None
+        raise PoseFaceError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); choose another --port or --host"
+        ) from None

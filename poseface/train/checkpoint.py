@@ -40,7 +40,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def save_module(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     from safetensors.torch import save
 
-    _write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, metadata=metadata or {}))
+    _write_bytes(
+        path, save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, metadata=metadata or {})
+    )
 
 
 def _save_state(state: dict[str, Any], path: Path) -> None:
@@ -53,15 +55,19 @@ def unwritable(path: Path, exc: OSError, out_dir: str | os.PathLike) -> str:
     """The one-line message for a failed write under `out_dir`, with the fix and where --resume continues."""
     fix = "free space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"make {out_dir} writable"
     last = latest_checkpoint(out_dir)
-    return (f"{path}: could not be written ({exc.strerror or exc}); {fix} and resume with --resume: "
-            f"the last complete checkpoint is {last or 'none yet (start again without --resume)'}")
+    return (
+        f"{path}: could not be written ({exc.strerror or exc}); {fix} and resume with --resume: "
+        f"the last complete checkpoint is {last or 'none yet (start again without --resume)'}"
+    )
 
 
 def damaged(path: Path, reason: str) -> str:
     """The one-line message for a damaged file in a checkpoint folder: delete the folder, resume from the one before."""
     folder = path.parent
     earlier = latest_checkpoint(folder.parent.parent, before=folder)
-    then = f"--resume then continues from {earlier}" if earlier else "no earlier checkpoint: start again without --resume"
+    then = (
+        f"--resume then continues from {earlier}" if earlier else "no earlier checkpoint: start again without --resume"
+    )
     return f"{path}: {reason}; the checkpoint is damaged: delete {folder} ({then})"
 
 
@@ -78,8 +84,14 @@ def load_module(module: nn.Module, path: Path) -> None:
     load_exact(module, state, path, "configured", fix="resume with the config of that run")
 
 
-def write_checkpoint(out_dir: str | os.PathLike, step: int, modules: dict[str, nn.Module], state: dict[str, Any],
-                     model_writer=None, keep: int = 3) -> Path:
+def write_checkpoint(
+    out_dir: str | os.PathLike,
+    step: int,
+    modules: dict[str, nn.Module],
+    state: dict[str, Any],
+    model_writer=None,
+    keep: int = 3,
+) -> Path:
     """modules: name -> module, saved as <name>.safetensors; state: tensors/numbers/strings for state.pt.
     `model_writer(folder)` may add files (e.g. the restorer with its JSON config)."""
     root = checkpoint_root(out_dir)
@@ -118,7 +130,9 @@ def latest_checkpoint(out_dir: str | os.PathLike, before: Path | None = None) ->
         folder = root / pointer.read_text().strip()
         if (folder / "state.pt").is_file():
             return folder
-    folders = sorted(p for p in root.glob("step-*") if (p / "state.pt").is_file() and (before is None or p.name < before.name))
+    folders = sorted(
+        p for p in root.glob("step-*") if (p / "state.pt").is_file() and (before is None or p.name < before.name)
+    )
     return folders[-1] if folders else None
 
 
@@ -134,12 +148,20 @@ def refuse_non_finite_weights(modules: Mapping[str, nn.Module], out_dir: str | o
     """No checkpoint of weights that are NaN or infinite: the error names the module and the way back."""
     for name, module in modules.items():
         if not all(torch.isfinite(p).all() for p in module.parameters()):
-            raise PoseFaceError(f"{out_dir}: {name} weights are not finite at step {step}; not saving; resume from the last good checkpoint")
+            raise PoseFaceError(
+                f"{out_dir}: {name} weights are not finite at step {step}; not saving; resume from the last good checkpoint"
+            )
 
 
-def training_state(step: int, skipped_steps: int, optimizers: Mapping[str, torch.optim.Optimizer],
-                   schedulers: Mapping[str, torch.optim.lr_scheduler.LRScheduler], scalers: Mapping[str, torch.amp.GradScaler],
-                   config_yaml: str, device: torch.device) -> dict[str, Any]:
+def training_state(
+    step: int,
+    skipped_steps: int,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    schedulers: Mapping[str, torch.optim.lr_scheduler.LRScheduler],
+    scalers: Mapping[str, torch.amp.GradScaler],
+    config_yaml: str,
+    device: torch.device,
+) -> dict[str, Any]:
     """What state.pt holds besides the weights: step counts, optimiser / scheduler / loss-scaler states, RNGs, the config."""
     state = {
         "step": step,
@@ -155,8 +177,15 @@ def training_state(step: int, skipped_steps: int, optimizers: Mapping[str, torch
     return state
 
 
-def save_run(out_dir: Path, step: int, modules: Mapping[str, nn.Module], state: dict[str, Any], model: nn.Module,
-             provenance: dict[str, Any], keep: int) -> Path:
+def save_run(
+    out_dir: Path,
+    step: int,
+    modules: Mapping[str, nn.Module],
+    state: dict[str, Any],
+    model: nn.Module,
+    provenance: dict[str, Any],
+    keep: int,
+) -> Path:
     """The checkpoint of `step` (modules, state and the restorer `model` with its config) and `out_dir`/model.safetensors."""
 
     def write_model(folder: Path) -> None:
@@ -178,7 +207,9 @@ def load_modules(folder: Path, modules: Mapping[str, nn.Module]) -> None:
 def load_optimizers(folder: Path, state: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
     for name, optimizer in optimizers.items():
         if name not in state["optimizers"]:
-            raise PoseFaceError(f"{folder}: no state for optimizer {name!r}; the config's losses changed since this run started")
+            raise PoseFaceError(
+                f"{folder}: no state for optimizer {name!r}; the config's losses changed since this run started"
+            )
         optimizer.load_state_dict(state["optimizers"][name])
 
 

@@ -14,17 +14,27 @@ from poseface.train.config import ExperimentConfig
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
-        "train", help="train a restorer (paper section 4.2)",
+        "train",
+        help="train a restorer (paper section 4.2)",
         description="Train with a YAML config. Multi-GPU / multi-node: torchrun --nproc_per_node N -m poseface train CONFIG",
     )
     train.add_argument("config", help="YAML experiment config, e.g. configs/small-128.yaml")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting, e.g. --set train.batch_size=8 --set data.source=faces/ (repeatable)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set train.batch_size=8 --set data.source=faces/ (repeatable)",
+    )
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
     train.add_argument("--out-dir", help="shortcut for --set train.out_dir=DIR")
     train.add_argument("--max-steps", type=int, help="stop after this many more steps (checkpoint written)")
-    train.add_argument("--max-minutes", type=float,
-                       help="stop at the first step boundary after this many minutes of training (checkpoint written)")
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        help="stop at the first step boundary after this many minutes of training (checkpoint written)",
+    )
     train.add_argument("--init-gpen", help="GPEN generator .pth: initialise encoder and prior from it")
     train.add_argument("--init-gpen-d", help="GPEN discriminator .pth: initialise the global discriminator from it")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -53,8 +63,10 @@ def run_train(args: argparse.Namespace) -> int:
         process = setup(cfg.train.device)
     except ParameterError as exc:  # the config key is the flag here
         raise PoseFaceError(exc.worded("--set train.device=")) from None
-    logging.basicConfig(level=logging.INFO if process.is_main else logging.WARNING,
-                        format=f"%(asctime)s [rank {process.rank}] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if process.is_main else logging.WARNING,
+        format=f"%(asctime)s [rank {process.rank}] %(name)s: %(message)s",
+    )
     try:
         trainer = Trainer(cfg, process, resume=args.resume)
         result = trainer.fit(max_steps=args.max_steps, progress=not args.no_progress, max_minutes=args.max_minutes)

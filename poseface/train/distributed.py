@@ -53,7 +53,7 @@ def average_gradients(parameters: list[nn.Parameter], world_size: int) -> None:
     offset = 0
     for parameter, grad in zip(parameters, grads):
         n = grad.numel()
-        parameter.grad = flat[offset: offset + n].view_as(grad).clone()
+        parameter.grad = flat[offset : offset + n].view_as(grad).clone()
         offset += n
 
 

@@ -23,7 +23,9 @@ def configured_rates(t: TrainConfig) -> dict[str, float]:
     return {part: getattr(t, f"lr_{part}") for part in PARTS}
 
 
-def build_optimizer(groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]) -> torch.optim.Adam | None:
+def build_optimizer(
+    groups: list[tuple[str, list[nn.Parameter], float]], betas: tuple[float, float]
+) -> torch.optim.Adam | None:
     param_groups = [{"params": params, "lr": lr, "name": name} for name, params, lr in groups if params]
     return torch.optim.Adam(param_groups, betas=betas) if param_groups else None
 
@@ -45,5 +47,12 @@ def resume_schedule(scheduler: torch.optim.lr_scheduler.MultiStepLR, saved: Mapp
             logger.info("resume: lr_%s %g -> %g (from the config)", group["name"], group["initial_lr"], configured)
             group["initial_lr"] = configured
         group["lr"] = group["initial_lr"] * gamma**passed
-    scheduler.load_state_dict({**saved, "milestones": collections.Counter(t.lr_milestones), "gamma": gamma,
-                               "base_lrs": [group["initial_lr"] for group in groups], "_last_lr": [group["lr"] for group in groups]})
+    scheduler.load_state_dict(
+        {
+            **saved,
+            "milestones": collections.Counter(t.lr_milestones),
+            "gamma": gamma,
+            "base_lrs": [group["initial_lr"] for group in groups],
+            "_last_lr": [group["lr"] for group in groups],
+        }
+    )

@@ -73,7 +73,12 @@ def truncate_to_step(path: Path, step: int) -> None:
     if len(kept) == len(rows):
         return
     rewrite_csv(path, fieldnames, kept)
-    logger.info("%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)", path, len(rows) - len(kept), step)
+    logger.info(
+        "%s: dropped %d rows logged after step %d (the run was stopped before its next checkpoint)",
+        path,
+        len(rows) - len(kept),
+        step,
+    )
 
 
 def read_csv(path: Path) -> dict[str, list[float]]:

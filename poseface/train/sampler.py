@@ -17,7 +17,9 @@ from torch.utils.data import Dataset
 class StepBatches:
     """Batch sampler yielding lists of (epoch, index) pairs from `start_step` on, forever."""
 
-    def __init__(self, dataset_length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, dataset_length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world_size: int = 1
+    ):
         global_batch = batch_size * world_size
         if dataset_length < global_batch:
             raise ValueError(f"the data set has {dataset_length} images, fewer than one global batch ({global_batch})")
@@ -42,7 +44,7 @@ class StepBatches:
         epoch, position = divmod(step, self.batches_per_epoch)
         global_batch = self.batch_size * self.world_size
         start = position * global_batch + self.rank * self.batch_size
-        indices = self.permutation(epoch)[start: start + self.batch_size]
+        indices = self.permutation(epoch)[start : start + self.batch_size]
         return [(epoch, index) for index in indices]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:

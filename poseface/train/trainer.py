@@ -55,7 +55,9 @@ def build_restorer(cfg: ExperimentConfig, device: torch.device) -> PoseFaceNet:
     return model
 
 
-def build_trained_discriminators(cfg: ExperimentConfig, device: torch.device) -> tuple[GlobalDiscriminator, nn.ModuleDict]:
+def build_trained_discriminators(
+    cfg: ExperimentConfig, device: torch.device
+) -> tuple[GlobalDiscriminator, nn.ModuleDict]:
     """The global discriminator (GPEN's with train.init_gpen_d) and the component ones, on `device`."""
     d_global, d_locals = build_discriminators(cfg.model, cfg.train.local_d_channels)
     path = cfg.train.init_gpen_d
@@ -64,8 +66,10 @@ def build_trained_discriminators(cfg: ExperimentConfig, device: torch.device) ->
         try:
             d_global.load_state_dict(gpen_d.state_dict())
         except RuntimeError:
-            raise PoseFaceError(f"{path}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
-                                f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier") from None
+            raise PoseFaceError(
+                f"{path}: GPEN discriminator does not fit model.size {cfg.model.size} with the configured "
+                f"discriminator channels; set model.discriminator_narrow / discriminator_channel_multiplier"
+            ) from None
     return d_global.to(device), d_locals.to(device)
 
 
@@ -78,22 +82,31 @@ def init_from_weights(model: PoseFaceNet, path: str) -> None:
     try:
         model.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
     except RuntimeError:
-        raise PoseFaceError(f"{path}: its architecture differs from this config's model section; train with the model's own config") from None
+        raise PoseFaceError(
+            f"{path}: its architecture differs from this config's model section; train with the model's own config"
+        ) from None
     logger.info("initialised the restorer from %s", path)
 
 
-
-
 class Trainer:
-    def __init__(self, cfg: ExperimentConfig, process: Process | None = None, resume: bool = False,
-                 loss_networks: dict[str, nn.Module] | None = None, dataset: Any = None, val_dataset: Any = None):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        process: Process | None = None,
+        resume: bool = False,
+        loss_networks: dict[str, nn.Module] | None = None,
+        dataset: Any = None,
+        val_dataset: Any = None,
+    ):
         self.cfg = cfg
         self.process = process or Process()
         self.device = self.process.device
         t = cfg.train
         self.out_dir = Path(t.out_dir)
         if dataset is None and not cfg.data.source:
-            raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
+            raise PoseFaceError(
+                "data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)"
+            )
         torch.manual_seed(t.seed)
 
         self.model = build_restorer(cfg, self.device)
@@ -109,19 +122,33 @@ class Trainer:
         self._set_dlib_eyes()
 
         networks = loss_networks or {}
-        self.g_loss = GeneratorLoss(cfg.losses, vgg=networks.get("vgg"), identity=networks.get("identity")).to(self.device)
+        self.g_loss = GeneratorLoss(cfg.losses, vgg=networks.get("vgg"), identity=networks.get("identity")).to(
+            self.device
+        )
         self.d_loss = DiscriminatorLoss(cfg.losses)
         self.use_global_d = cfg.losses.global_adv > 0
         self.use_local_d = cfg.losses.local_adv > 0
 
         groups = self.model.parameter_groups()
-        self.opt_g = build_optimizer([("codec", groups["codec"], t.lr_codec), ("prior", groups["prior"], t.lr_prior),
-                                      ("noise", groups["noise"], t.lr_noise)], t.betas)
+        self.opt_g = build_optimizer(
+            [
+                ("codec", groups["codec"], t.lr_codec),
+                ("prior", groups["prior"], t.lr_prior),
+                ("noise", groups["noise"], t.lr_noise),
+            ],
+            t.betas,
+        )
         self.d_global_params = [p for p in self.d_global.parameters() if p.requires_grad]
         self.d_local_params = list(self.d_locals.parameters())
-        self.opt_d = build_optimizer([("global_d", self.d_global_params if self.use_global_d else [], t.lr_global_d)], t.betas)
-        self.opt_local = build_optimizer([("local_d", self.d_local_params if self.use_local_d else [], t.lr_local_d)], t.betas)
-        self.optimizers = {name: opt for name, opt in (("g", self.opt_g), ("d", self.opt_d), ("local", self.opt_local)) if opt}
+        self.opt_d = build_optimizer(
+            [("global_d", self.d_global_params if self.use_global_d else [], t.lr_global_d)], t.betas
+        )
+        self.opt_local = build_optimizer(
+            [("local_d", self.d_local_params if self.use_local_d else [], t.lr_local_d)], t.betas
+        )
+        self.optimizers = {
+            name: opt for name, opt in (("g", self.opt_g), ("d", self.opt_d), ("local", self.opt_local)) if opt
+        }
         self.schedulers = {name: build_scheduler(opt, t) for name, opt in self.optimizers.items()}
         amp_fp16 = t.amp == "fp16"
         # one loss scaler for the generator, one shared by the discriminators (fp16 only)
@@ -137,7 +164,9 @@ class Trainer:
         if resume:
             self._resume()
         elif ckpt.latest_checkpoint(self.out_dir) is not None:
-            raise PoseFaceError(f"{self.out_dir}: already holds checkpoints; pass --resume to continue that run or choose another train.out_dir")
+            raise PoseFaceError(
+                f"{self.out_dir}: already holds checkpoints; pass --resume to continue that run or choose another train.out_dir"
+            )
         self.val_batch = val_batch(self.val_set, cfg.data.val_images)
 
     # ------------------------------------------------------------------ data
@@ -151,9 +180,14 @@ class Trainer:
             logger.info("no landmarks: saved models use the FFHQ face template scaled to %d px", self.cfg.model.size)
             return
         self.cfg.model = dataclasses.replace(self.cfg.model, face_template=tuple(template))
-        self.model.config = dataclasses.replace(self.model.config, face_template=tuple(template))  # the EMA copies it later
-        logger.info("face template of the training crops (%d px): %s", self.cfg.model.size,
-                    ", ".join(f"({x:.1f}, {y:.1f})" for x, y in template))
+        self.model.config = dataclasses.replace(
+            self.model.config, face_template=tuple(template)
+        )  # the EMA copies it later
+        logger.info(
+            "face template of the training crops (%d px): %s",
+            self.cfg.model.size,
+            ", ".join(f"({x:.1f}, {y:.1f})" for x, y in template),
+        )
 
     def _set_dlib_eyes(self) -> None:
         """dlib's face ResNet (identity / feature terms) sees chips cut at its own eye positions: give it
@@ -167,21 +201,43 @@ class Trainer:
     def _dataset(self, split: str) -> FaceDataset:
         d = self.cfg.data
         if not d.source:
-            raise PoseFaceError("data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)")
+            raise PoseFaceError(
+                "data.source is empty; set it in the config or with --set data.source=PATH (a folder or .tar of faces)"
+            )
         keep = load_keep_list(d.keep_list) if d.keep_list and split == "train" else None
-        return FaceDataset(d.source, self.cfg.model.size, d.degradation, landmarks=d.landmarks, seed=self.cfg.train.seed,
-                           split=split, val_fraction=d.val_fraction, landmark_methods=d.landmark_methods,
-                           keep_names=keep, degradation_mix=d.degradation_mix if split == "train" else None)
+        return FaceDataset(
+            d.source,
+            self.cfg.model.size,
+            d.degradation,
+            landmarks=d.landmarks,
+            seed=self.cfg.train.seed,
+            split=split,
+            val_fraction=d.val_fraction,
+            landmark_methods=d.landmark_methods,
+            keep_names=keep,
+            degradation_mix=d.degradation_mix if split == "train" else None,
+        )
 
     def loader(self) -> DataLoader:
-        sampler = StepBatches(len(self.train_set), self.cfg.train.batch_size, self.cfg.train.seed, self.step,
-                              self.process.rank, self.process.world_size)
+        sampler = StepBatches(
+            len(self.train_set),
+            self.cfg.train.batch_size,
+            self.cfg.train.seed,
+            self.step,
+            self.process.rank,
+            self.process.world_size,
+        )
         workers = self.cfg.data.num_workers
-        return DataLoader(EpochIndexed(self.train_set), batch_sampler=sampler, num_workers=workers,
-                          worker_init_fn=worker_init if workers else None, persistent_workers=workers > 0,
-                          pin_memory=self.device.type == "cuda",
-                          # forked workers can inherit a locked OpenMP pool from the main process and hang
-                          multiprocessing_context="spawn" if workers else None)
+        return DataLoader(
+            EpochIndexed(self.train_set),
+            batch_sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=worker_init if workers else None,
+            persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda",
+            # forked workers can inherit a locked OpenMP pool from the main process and hang
+            multiprocessing_context="spawn" if workers else None,
+        )
 
     # ------------------------------------------------------------------ one step
     def autocast(self):
@@ -197,8 +253,13 @@ class Trainer:
     def _skip(self, terms: dict[str, torch.Tensor], part: str) -> None:
         self.bad_steps += 1
         self.skipped_steps += 1
-        logger.warning("step %d: non-finite %s loss (%s); batch skipped (%d in a row)", self.step, part,
-                       ", ".join(nonfinite_terms(terms)), self.bad_steps)
+        logger.warning(
+            "step %d: non-finite %s loss (%s); batch skipped (%d in a row)",
+            self.step,
+            part,
+            ", ".join(nonfinite_terms(terms)),
+            self.bad_steps,
+        )
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         if self.bad_steps >= self.cfg.train.max_bad_steps:
@@ -234,8 +295,16 @@ class Trainer:
         self._set_d_trainable(False)
         with self.autocast():
             restored, rgbs = self.model(lq, return_rgbs=True)
-            g_total, g_terms = self.g_loss(restored.float(), gt, [r.float() for r in rgbs], boxes, has_boxes, d_global, d_locals,
-                                           adversarial=adversarial)
+            g_total, g_terms = self.g_loss(
+                restored.float(),
+                gt,
+                [r.float() for r in rgbs],
+                boxes,
+                has_boxes,
+                d_global,
+                d_locals,
+                adversarial=adversarial,
+            )
         if all_reduce_flag(bool(nonfinite_terms(g_terms)), self.process.world_size):
             self._skip(g_terms, "generator")
             return None
@@ -245,7 +314,9 @@ class Trainer:
         if train_d:
             self._set_d_trainable(True)
             with self.autocast():
-                d_total, d_terms = self.d_loss(restored.detach().float(), gt, boxes, has_boxes, d_global, d_locals, step=self.step)
+                d_total, d_terms = self.d_loss(
+                    restored.detach().float(), gt, boxes, has_boxes, d_global, d_locals, step=self.step
+                )
             if all_reduce_flag(bool(nonfinite_terms(d_terms)), self.process.world_size):
                 self._skip(d_terms, "discriminator")
                 return None
@@ -259,7 +330,9 @@ class Trainer:
             terms.update({name: float(value) for name, value in d_terms.items()})
         with warnings.catch_warnings():
             # before the discriminators start, their schedules advance without optimiser steps
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
+            warnings.filterwarnings(
+                "ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`"
+            )
             for scheduler in self.schedulers.values():
                 scheduler.step()
         self.bad_steps = 0
@@ -290,10 +363,30 @@ class Trainer:
         if not self.process.is_main:
             return None
         ckpt.refuse_non_finite_weights({"model": self.model, "d_global": self.d_global}, self.out_dir, self.step)
-        state = ckpt.training_state(self.step, self.skipped_steps, self.optimizers, self.schedulers, self.scalers,
-                                    self._config_yaml(), self.device)
-        provenance = {"step": self.step, "data": self.cfg.data.source, "seed": self.cfg.train.seed, "trainer": "poseface train"}
-        return ckpt.save_run(self.out_dir, self.step, self._modules(), state, self.eval_model(), provenance, self.cfg.train.keep_checkpoints)
+        state = ckpt.training_state(
+            self.step,
+            self.skipped_steps,
+            self.optimizers,
+            self.schedulers,
+            self.scalers,
+            self._config_yaml(),
+            self.device,
+        )
+        provenance = {
+            "step": self.step,
+            "data": self.cfg.data.source,
+            "seed": self.cfg.train.seed,
+            "trainer": "poseface train",
+        }
+        return ckpt.save_run(
+            self.out_dir,
+            self.step,
+            self._modules(),
+            state,
+            self.eval_model(),
+            provenance,
+            self.cfg.train.keep_checkpoints,
+        )
 
     def _output_write_error(self, exc: OSError) -> PoseFaceError | None:
         """A full disk or a read-only output folder while writing logs, images or plots: the one-line error
@@ -352,7 +445,10 @@ class Trainer:
         self._log_csv(runlog.TRAIN_LOG, row)
         self._add_scalars(writer, "train", means)
         if bar is not None:
-            bar.set_postfix({k: f"{means[k]:.3g}" for k in ("total", "l1", "d_total") if k in means} | {"s/it": f"{seconds_per_step:.2f}"})
+            bar.set_postfix(
+                {k: f"{means[k]:.3g}" for k in ("total", "l1", "d_total") if k in means}
+                | {"s/it": f"{seconds_per_step:.2f}"}
+            )
 
     def _log_validation(self, writer: Any) -> dict[str, float]:
         """Validate: a row of val_log.csv, TensorBoard scalars, curves.png redrawn."""
@@ -375,7 +471,9 @@ class Trainer:
             return False
         return all_reduce_flag(time.perf_counter() - started >= 60.0 * max_minutes, self.process.world_size)
 
-    def fit(self, max_steps: int | None = None, progress: bool = True, max_minutes: float | None = None) -> dict[str, float]:
+    def fit(
+        self, max_steps: int | None = None, progress: bool = True, max_minutes: float | None = None
+    ) -> dict[str, float]:
         """Train until `train.iterations` (or `max_steps` more steps, or `max_minutes` of wall-clock time,
         checked at step boundaries: the step that passes it is the last, with validation, images and a
         checkpoint as at any end); returns the last validation."""

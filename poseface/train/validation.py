@@ -44,19 +44,27 @@ def restore(model: nn.Module, lq: torch.Tensor, autocast: Callable[[], AbstractC
     outputs = []
     with autocast():
         for start in range(0, len(lq), CHUNK):
-            outputs.append(model(lq[start: start + CHUNK]).float())
+            outputs.append(model(lq[start : start + CHUNK]).float())
     model.train(was_training)
     return torch.cat(outputs)
 
 
-def validate(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device,
-             autocast: Callable[[], AbstractContextManager]) -> tuple[dict[str, float], Images]:
+def validate(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager],
+) -> tuple[dict[str, float], Images]:
     """PSNR / SSIM of the restored batch and of its degraded input against the clean faces, and the images."""
     from poseface.metrics.psnr_ssim import psnr, ssim
 
     lq, gt = batch["lq"].to(device), batch["gt"].to(device)
     restored = restore(model, lq, autocast)
     restored_u8, lq_u8, gt_u8 = to_uint8(restored), to_uint8(lq), to_uint8(gt)
-    metrics = {"psnr": mean_metric(psnr, restored_u8, gt_u8), "ssim": mean_metric(ssim, restored_u8, gt_u8),
-               "psnr_input": mean_metric(psnr, lq_u8, gt_u8), "ssim_input": mean_metric(ssim, lq_u8, gt_u8)}
+    metrics = {
+        "psnr": mean_metric(psnr, restored_u8, gt_u8),
+        "ssim": mean_metric(ssim, restored_u8, gt_u8),
+        "psnr_input": mean_metric(psnr, lq_u8, gt_u8),
+        "ssim_input": mean_metric(ssim, lq_u8, gt_u8),
+    }
     return metrics, Images(lq, restored, gt)

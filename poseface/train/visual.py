@@ -11,15 +11,20 @@ from poseface.data.visualize import contact_sheet
 from poseface.errors import PoseFaceError
 from poseface.imageio import write_image
 from poseface.losses.objectives import is_discriminator_term
-from poseface.train.runlog import TRAIN_LOG, VAL_LOG, read_csv
 from poseface.tensorimage import tensor_to_images as to_uint8  # the trainer's name for it
+from poseface.train.runlog import TRAIN_LOG, VAL_LOG, read_csv
 
 
-def write_grid(path: Path, lq: torch.Tensor, restored: torch.Tensor, gt: torch.Tensor, title: str = "", rows: int = 8) -> Path:
+def write_grid(
+    path: Path, lq: torch.Tensor, restored: torch.Tensor, gt: torch.Tensor, title: str = "", rows: int = 8
+) -> Path:
     lq_u8, out_u8, gt_u8 = to_uint8(lq[:rows]), to_uint8(restored[:rows]), to_uint8(gt[:rows])
     cell = max(128, min(256, lq.shape[-1]))
-    sheet = contact_sheet([[a, b, c] for a, b, c in zip(lq_u8, out_u8, gt_u8)],
-                          [f"degraded {title}".strip(), "restored", "clean"], cell_size=cell)
+    sheet = contact_sheet(
+        [[a, b, c] for a, b, c in zip(lq_u8, out_u8, gt_u8)],
+        [f"degraded {title}".strip(), "restored", "clean"],
+        cell_size=cell,
+    )
     return write_image(path, sheet)
 
 
@@ -46,13 +51,13 @@ def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
     steps = np.asarray(train["step"])
     for name in names:
         y = smooth(train[name])
-        axes[0].plot(steps[len(steps) - len(y):], y, label=name)
+        axes[0].plot(steps[len(steps) - len(y) :], y, label=name)
     axes[0].set_title("generator terms (unweighted)")
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=7)
     for name in d_names:
         y = smooth(train[name])
-        axes[1].plot(steps[len(steps) - len(y):], y, label=name)
+        axes[1].plot(steps[len(steps) - len(y) :], y, label=name)
     axes[1].set_title("discriminator losses")
     if d_names:
         axes[1].legend(fontsize=7)

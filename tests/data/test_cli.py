@@ -8,7 +8,9 @@ from poseface.cli import main
 
 def test_degrade_command_writes_a_test_set(image_folder, tmp_path, capsys):
     out = tmp_path / "set"
-    assert main(["degrade", str(image_folder), "-o", str(out), "--seed", "3", "--size", "32", "--preset", "mild"]) == 1  # 2 skipped
+    assert (
+        main(["degrade", str(image_folder), "-o", str(out), "--seed", "3", "--size", "32", "--preset", "mild"]) == 1
+    )  # 2 skipped
     assert (out / "contact_sheet.png").is_file() and len(list((out / "lq").iterdir())) == 3
     assert json.loads((out / "params.json").read_text())["settings"]["preset"] == "mild"
     captured = capsys.readouterr()
@@ -22,7 +24,9 @@ def test_degrade_errors_are_one_line_without_traceback(tmp_path, capsys):
     empty.mkdir()
     assert main(["degrade", str(empty), "-o", str(tmp_path / "o"), "--seed", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"poseface: error: {empty}: no image files") and err.count("\n") == 1 and "Traceback" not in err
+    assert (
+        err.startswith(f"poseface: error: {empty}: no image files") and err.count("\n") == 1 and "Traceback" not in err
+    )
     assert main(["degrade", str(empty), "-o", str(tmp_path / "o"), "--seed", "1", "--preset", "extreme"]) == 2
     err = capsys.readouterr().err
     assert "poseface: error:" in err and err.count("\n") == 1
@@ -41,7 +45,25 @@ def test_degrade_split_option_keeps_the_held_out_faces(image_folder, tmp_path, c
     from poseface.data.dataset import in_validation_split
 
     out = tmp_path / "val"
-    assert main(["degrade", str(image_folder), "-o", str(out), "--seed", "0", "--size", "32", "--split", "val", "--val-fraction", "0.9"]) == 0  # the unreadable files are in the train split
+    assert (
+        main(
+            [
+                "degrade",
+                str(image_folder),
+                "-o",
+                str(out),
+                "--seed",
+                "0",
+                "--size",
+                "32",
+                "--split",
+                "val",
+                "--val-fraction",
+                "0.9",
+            ]
+        )
+        == 0
+    )  # the unreadable files are in the train split
     names = {"face.png", "face_flipped.jpg", "sub/grey.png"}
     expected = {n.replace("/", "__").rsplit(".", 1)[0] for n in names if in_validation_split(n, 0.9)}
     assert expected and {p.stem for p in (out / "gt").iterdir()} == expected
@@ -77,7 +99,9 @@ def _unwritable_outputs(tmp_path):
 def test_an_unwritable_output_is_refused_before_any_image_is_read(command, image_folder, tmp_path, capsys, monkeypatch):
     from poseface.data import sources
 
-    monkeypatch.setattr(sources.FolderSource, "read", lambda self, index: pytest.fail("read before the output was checked"))
+    monkeypatch.setattr(
+        sources.FolderSource, "read", lambda self, index: pytest.fail("read before the output was checked")
+    )
     extra = ["--seed", "1"] if command == "degrade" else []
     a_file, outputs = _unwritable_outputs(tmp_path)
     if command == "degrade":

@@ -8,7 +8,7 @@ import pytest
 
 from poseface.cli import main
 from poseface.data.curate import load_keep_list, rank, sharpness
-from poseface.data.dataset import FaceDataset, degradation_mixture, in_validation_split
+from poseface.data.dataset import FaceDataset, degradation_mixture
 from poseface.data.degradation import preset
 from poseface.errors import PoseFaceError
 
@@ -22,10 +22,14 @@ def test_sharpness_is_the_normalised_laplacian_energy_of_the_centre(face_crop):
 
 def test_blurred_and_upscaled_faces_rank_below_the_original(face_crop):
     blurred = cv2.GaussianBlur(face_crop, (0, 0), 2.0)
-    upscaled = cv2.resize(cv2.resize(face_crop, (50, 50), interpolation=cv2.INTER_AREA), (200, 200), interpolation=cv2.INTER_CUBIC)
+    upscaled = cv2.resize(
+        cv2.resize(face_crop, (50, 50), interpolation=cv2.INTER_AREA), (200, 200), interpolation=cv2.INTER_CUBIC
+    )
     darker = (face_crop * 0.4).astype(np.uint8)  # low contrast but as sharp: stays near the original
-    scores = {name: sharpness(image, 128) for name, image in
-              {"original": face_crop, "blurred": blurred, "upscaled": upscaled, "darker": darker}.items()}
+    scores = {
+        name: sharpness(image, 128)
+        for name, image in {"original": face_crop, "blurred": blurred, "upscaled": upscaled, "darker": darker}.items()
+    }
     ranking = rank(list(scores), list(scores.values()), 0.5, 128)
     assert set(ranking.kept) == {"original", "darker"} and set(ranking.dropped) == {"blurred", "upscaled"}
     assert scores["darker"] > 0.7 * scores["original"]
@@ -38,7 +42,23 @@ def test_rank_refuses_a_bad_fraction():
 
 def test_curate_command_writes_ranking_sheet_and_the_dataset_keeps_only_those(image_folder, tmp_path, capsys):
     out = tmp_path / "keep.json"
-    assert main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--keep-fraction", "0.5", "--val-fraction", "0"]) == 1  # broken.jpg, notes.txt
+    assert (
+        main(
+            [
+                "curate",
+                str(image_folder),
+                "-o",
+                str(out),
+                "--size",
+                "64",
+                "--keep-fraction",
+                "0.5",
+                "--val-fraction",
+                "0",
+            ]
+        )
+        == 1
+    )  # broken.jpg, notes.txt
     document = json.loads(out.read_text())
     assert (tmp_path / "keep.png").is_file() and "kept" in capsys.readouterr().out
     scores = [score for _, score in document["ranking"]]
@@ -52,7 +72,9 @@ def test_curate_command_writes_ranking_sheet_and_the_dataset_keeps_only_those(im
     assert out.read_text() == before
     (image_folder / "broken.jpg").unlink()
     (image_folder / "notes.txt").unlink()
-    assert main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--val-fraction", "0", "--overwrite"]) == 0  # all read
+    assert (
+        main(["curate", str(image_folder), "-o", str(out), "--size", "64", "--val-fraction", "0", "--overwrite"]) == 0
+    )  # all read
 
 
 def test_keep_list_errors_are_one_line(tmp_path):

@@ -55,7 +55,13 @@ def test_data_loader_workers_give_the_same_items_as_the_main_process(image_tar):
     dataset.set_epoch(2)
     readable = [1, 2, 4]  # broken.jpg and notes.txt are replaced by the next image anyway
     expected = torch.stack([dataset[i]["lq"] for i in readable])
-    loader = DataLoader(torch.utils.data.Subset(dataset, readable), batch_size=3, num_workers=2, multiprocessing_context="spawn", worker_init_fn=worker_init)  # as the trainer: fork after OpenCV/tqdm threads can deadlock
+    loader = DataLoader(
+        torch.utils.data.Subset(dataset, readable),
+        batch_size=3,
+        num_workers=2,
+        multiprocessing_context="spawn",
+        worker_init_fn=worker_init,
+    )  # as the trainer: fork after OpenCV/tqdm threads can deadlock
     batch = next(iter(loader))
     assert torch.equal(batch["lq"], expected)
     assert batch["boxes"].shape == (3, 3, 4) and batch["has_boxes"].shape == (3,)
@@ -87,15 +93,18 @@ def test_landmark_methods_filter_the_cache(image_folder, tmp_path):
     out = tmp_path / "with_fallback.json"
     compute_landmarks(image_folder, out, progress=False)  # grey.png gets a "full_crop" fit
     every = FaceDataset(image_folder, 32, preset("paper"), landmarks=out)
-    strict = FaceDataset(image_folder, 32, preset("paper"), landmarks=out, landmark_methods=("hog", "hog_upsampled", "hog_padded"))
+    strict = FaceDataset(
+        image_folder, 32, preset("paper"), landmarks=out, landmark_methods=("hog", "hog_upsampled", "hog_padded")
+    )
     grey = every.source.index_of("sub/grey.png")
     assert bool(every[grey]["has_boxes"]) and not bool(strict[grey]["has_boxes"])
     assert strict.missing_landmarks == every.missing_landmarks + 1
 
 
 def test_landmarks_of_a_differently_sized_image_are_not_used(image_folder, landmarks_json, caplog):
-    from poseface.imageio import read_rgb, write_image
     import cv2
+
+    from poseface.imageio import read_rgb, write_image
 
     face = read_rgb(image_folder / "face.png")
     write_image(image_folder / "face.png", cv2.resize(face, (100, 100)))  # the folder changed after the landmark pass

@@ -50,7 +50,9 @@ def angle_difference(a: float, b: float) -> float:
 # --- kernels -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sx,sy,theta", [(0.1, 0.1, 0.0), (3.0, 3.0, 0.0), (10.0, 10.0, 0.0), (4.0, 1.0, 0.5), (0.5, 9.0, -2.0)])
+@pytest.mark.parametrize(
+    "sx,sy,theta", [(0.1, 0.1, 0.0), (3.0, 3.0, 0.0), (10.0, 10.0, 0.0), (4.0, 1.0, 0.5), (0.5, 9.0, -2.0)]
+)
 def test_gaussian_kernel_is_normalised_and_non_negative(sx, sy, theta):
     kernel = gaussian_kernel(41, sx, sy, theta)
     assert kernel.shape == (41, 41) and kernel.dtype == np.float32
@@ -124,8 +126,13 @@ def test_jpeg_at_quality_5_is_blockier_than_at_50(textured_image):
 def only_scale(scale: float, interpolation: str = "area") -> DegradationConfig:
     """A config whose only effect is resampling by `scale` and back (delta blur, no noise, JPEG q=100)."""
     return DegradationConfig(
-        kernel_probs=(1.0, 0.0, 0.0), blur_sigma=(0.01, 0.01), downsample_range=(scale, scale), noise_range=(0.0, 0.0),
-        jpeg_range=(100, 100), down_interpolations=(interpolation,), up_interpolations=("bicubic",),
+        kernel_probs=(1.0, 0.0, 0.0),
+        blur_sigma=(0.01, 0.01),
+        downsample_range=(scale, scale),
+        noise_range=(0.0, 0.0),
+        jpeg_range=(100, 100),
+        down_interpolations=(interpolation,),
+        up_interpolations=("bicubic",),
     )
 
 
@@ -159,7 +166,13 @@ def test_scale_below_one_upsamples_then_resizes_back(textured_image):
 
 def test_grey_noise_is_the_same_in_every_channel():
     flat = np.full((128, 128, 3), 128, np.uint8)
-    base = dict(kernel_probs=(1.0, 0.0, 0.0), blur_sigma=(0.01, 0.01), downsample_range=(1.0, 1.0), noise_range=(20.0, 20.0), jpeg_range=(100, 100))
+    base = dict(
+        kernel_probs=(1.0, 0.0, 0.0),
+        blur_sigma=(0.01, 0.01),
+        downsample_range=(1.0, 1.0),
+        noise_range=(20.0, 20.0),
+        jpeg_range=(100, 100),
+    )
     grey = degrade(flat, DegradationConfig(**base, gray_noise_prob=1.0), np.random.default_rng(0))[0].astype(int)
     colour = degrade(flat, DegradationConfig(**base, gray_noise_prob=0.0), np.random.default_rng(0))[0].astype(int)
     assert grey[..., 1].std() > 15 and colour[..., 1].std() > 10
@@ -200,7 +213,11 @@ def test_sampled_parameters_stay_in_the_paper_ranges_and_follow_the_kernel_mix()
     kinds = [d["kernel"] for d in draws]
     for kind, prob in zip(("iso", "aniso", "motion"), cfg.kernel_probs):
         assert kinds.count(kind) / len(kinds) == pytest.approx(prob, abs=0.05)
-    assert all(0.4 <= d["scale"] <= 8.0 for d in draws) and min(d["scale"] for d in draws) < 0.5 and max(d["scale"] for d in draws) > 7.5
+    assert (
+        all(0.4 <= d["scale"] <= 8.0 for d in draws)
+        and min(d["scale"] for d in draws) < 0.5
+        and max(d["scale"] for d in draws) > 7.5
+    )
     assert all(5 <= d["jpeg_quality"] <= 50 for d in draws) and {5, 50} <= {d["jpeg_quality"] for d in draws}
     assert all(0.0 <= d["noise_sigma"] <= 25.0 for d in draws)
     assert all(0.1 <= d["sigma_x"] <= 10.0 for d in draws if d["kernel"] != "motion")

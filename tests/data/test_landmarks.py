@@ -31,7 +31,9 @@ def test_component_boxes_follow_the_gfpgan_rule():
     np.testing.assert_allclose(boxes[2, 2] - boxes[2, 0], 60.0, atol=1e-4)
     tiny = points.copy()
     tiny[42:48] = [140, 80]  # all eye points on one spot -> the minimum size applies
-    np.testing.assert_allclose(component_boxes(tiny, 200, 200)[1, 2] - component_boxes(tiny, 200, 200)[1, 0], 2 * min_half * 1.4, atol=1e-4)
+    np.testing.assert_allclose(
+        component_boxes(tiny, 200, 200)[1, 2] - component_boxes(tiny, 200, 200)[1, 0], 2 * min_half * 1.4, atol=1e-4
+    )
 
 
 def test_boxes_scale_and_crop_like_the_image_resize():
@@ -139,7 +141,9 @@ def test_large_ffhq_style_images_are_detected_at_reduced_size_and_fitted_at_full
     points_small, _ = detector.detect(face_crop)
     points_big, method = detector.detect(big)
     assert method == "hog"
-    np.testing.assert_allclose(component_boxes(points_big, 1024, 512), component_boxes(points_small, 200, 512), atol=6.0)
+    np.testing.assert_allclose(
+        component_boxes(points_big, 1024, 512), component_boxes(points_small, 200, 512), atol=6.0
+    )
 
 
 def test_face_template_is_the_mean_of_the_mapped_five_points():
@@ -157,7 +161,9 @@ def test_face_template_is_the_mean_of_the_mapped_five_points():
     mirrored[:, 0] = 49 - mirrored[:, 0]
     symmetric = np.asarray(face_template(entries, 50, mirror=True))
     np.testing.assert_allclose(symmetric, (mean + mirrored) / 2, atol=1e-3)
-    assert symmetric[0, 0] + symmetric[1, 0] == pytest.approx(49, abs=1e-3) and symmetric[0, 1] == pytest.approx(symmetric[1, 1])
+    assert symmetric[0, 0] + symmetric[1, 0] == pytest.approx(49, abs=1e-3) and symmetric[0, 1] == pytest.approx(
+        symmetric[1, 1]
+    )
     assert symmetric[2, 0] == pytest.approx(24.5, abs=1e-3)
 
 

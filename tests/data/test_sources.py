@@ -133,6 +133,8 @@ def test_read_rgb_bytes_enforces_the_pixel_limit_exactly():
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(buffer, "PNG")
     assert read_rgb_bytes(buffer.getvalue(), "a.png", max_pixels=10000).shape == (100, 100, 3)
-    with pytest.raises(PoseFaceError, match="a.png: image of 100x100 pixels is larger than the decoding limit of 6000 pixels"):
+    with pytest.raises(
+        PoseFaceError, match="a.png: image of 100x100 pixels is larger than the decoding limit of 6000 pixels"
+    ):
         read_rgb_bytes(buffer.getvalue(), "a.png", max_pixels=6000)  # Pillow alone only warns below twice its limit
     assert Image.MAX_IMAGE_PIXELS == limit_before  # the global limit is put back

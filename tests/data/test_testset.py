@@ -20,8 +20,16 @@ def test_same_seed_rebuilds_the_test_set_bit_for_bit(image_folder, tmp_path):
     a = make_test_set(image_folder, tmp_path / "a", seed=5, size=64, progress=False)
     b = make_test_set(image_folder, tmp_path / "b", seed=5, size=64, progress=False)
     files = files_of(a)
-    assert set(files) == {"params.json", "contact_sheet.png", "lq/face.png", "lq/face_flipped.png", "lq/sub__grey.png",
-                          "gt/face.png", "gt/face_flipped.png", "gt/sub__grey.png"}
+    assert set(files) == {
+        "params.json",
+        "contact_sheet.png",
+        "lq/face.png",
+        "lq/face_flipped.png",
+        "lq/sub__grey.png",
+        "gt/face.png",
+        "gt/face_flipped.png",
+        "gt/sub__grey.png",
+    }
     assert files == files_of(b)
     c = make_test_set(image_folder, tmp_path / "c", seed=6, size=64, progress=False)
     assert files_of(c)["lq/face.png"] != files["lq/face.png"]
@@ -46,7 +54,9 @@ def test_tar_and_extracted_folder_give_the_same_test_set(image_folder, tmp_path)
     tar = make_tar(image_folder, tmp_path / "hq.tar", prefix="celeba/")
     from_folder = files_of(make_test_set(image_folder, tmp_path / "f", seed=2, size=48, limit=3, progress=False))
     from_tar = files_of(make_test_set(tar, tmp_path / "t", seed=2, size=48, limit=3, progress=False))
-    assert {k: v for k, v in from_folder.items() if k != "params.json"} == {k: v for k, v in from_tar.items() if k != "params.json"}
+    assert {k: v for k, v in from_folder.items() if k != "params.json"} == {
+        k: v for k, v in from_tar.items() if k != "params.json"
+    }
 
 
 def test_sr_writes_bicubic_x4_inputs_without_upsampling_back(image_folder, tmp_path):
@@ -69,7 +79,9 @@ def test_output_folder_safety(image_folder, tmp_path):
     (mine / "holiday.jpg").write_bytes(b"precious")
     with pytest.raises(PoseFaceError, match="not empty and was not made by"):
         make_test_set(image_folder, mine, seed=1, progress=False)
-    assert (mine / "holiday.jpg").read_bytes() == b"precious" and sorted(p.name for p in mine.iterdir()) == ["holiday.jpg"]
+    assert (mine / "holiday.jpg").read_bytes() == b"precious" and sorted(p.name for p in mine.iterdir()) == [
+        "holiday.jpg"
+    ]
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path, image_folder):
@@ -78,7 +90,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, image_folder):
     (junk / "x.png").write_bytes(b"garbage")
     with pytest.raises(PoseFaceError, match="none of the 1 images could be read"):
         make_test_set(junk, tmp_path / "out", seed=0, progress=False)
-    with pytest.raises(PoseFaceError, match="^sr=1: "):  # the library names its parameter; `poseface degrade` shows --sr 1
+    with pytest.raises(
+        PoseFaceError, match="^sr=1: "
+    ):  # the library names its parameter; `poseface degrade` shows --sr 1
         make_test_set(image_folder, tmp_path / "out2", seed=0, sr=1, progress=False)
 
 
@@ -102,8 +116,10 @@ def test_split_keeps_only_the_faces_training_holds_out(tmp_path, face_crop):
         write_image(folder / name, face_crop[:64, :64])
     val = {n[:-4] for n in names if in_validation_split(n, 0.3)}
     assert 0 < len(val) < len(names)
-    sets = {split: make_test_set(folder, tmp_path / split, seed=0, size=32, progress=False, split=split, val_fraction=0.3)
-            for split in ("val", "train")}
+    sets = {
+        split: make_test_set(folder, tmp_path / split, seed=0, size=32, progress=False, split=split, val_fraction=0.3)
+        for split in ("val", "train")
+    }
     stems = {split: {p.stem for p in (out / "gt").iterdir()} for split, out in sets.items()}
     assert stems["val"] == val and stems["train"] == {n[:-4] for n in names} - val
     assert json.loads((sets["val"] / "params.json").read_text())["settings"]["split"] == "val"

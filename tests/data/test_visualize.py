@@ -27,7 +27,9 @@ def test_contact_sheet_layout_and_cell_content():
 def test_contact_sheet_with_captions_is_taller_and_checks_shapes():
     image = np.zeros((32, 32, 3), np.uint8)
     plain = contact_sheet([[image, image]], ["x", "y"], cell_size=32)
-    captioned = contact_sheet([[image, image]], ["x", "y"], cell_size=32, captions=[["c1", "a very long caption that will not fit"]])
+    captioned = contact_sheet(
+        [[image, image]], ["x", "y"], cell_size=32, captions=[["c1", "a very long caption that will not fit"]]
+    )
     assert captioned.shape[0] > plain.shape[0] and captioned.shape[1] == plain.shape[1]
     with pytest.raises(PoseFaceError, match="one per label"):
         contact_sheet([[image]], ["x", "y"])

@@ -61,7 +61,16 @@ def draw_face_pattern(points: np.ndarray, height: int, width: int, radius: float
     image = np.full((height, width, 3), 90, np.uint8)
     centre = points.mean(axis=0)
     eye_distance = np.linalg.norm(points[1] - points[0])
-    cv2.ellipse(image, tuple(int(v) for v in centre), (int(eye_distance * 1.3), int(eye_distance * 1.7)), 0, 0, 360, (220, 180, 150), -1)
+    cv2.ellipse(
+        image,
+        tuple(int(v) for v in centre),
+        (int(eye_distance * 1.3), int(eye_distance * 1.7)),
+        0,
+        0,
+        360,
+        (220, 180, 150),
+        -1,
+    )
     yy, xx = np.mgrid[0:height, 0:width]
     for x, y in points:
         blob = np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * radius**2))
@@ -74,9 +83,9 @@ def blob_centres(crop: np.ndarray, template: np.ndarray, window: int) -> np.ndar
     centres = []
     for tx, ty in template:
         x0, y0 = int(tx) - window, int(ty) - window
-        patch = darkness[y0:y0 + 2 * window + 1, x0:x0 + 2 * window + 1]
+        patch = darkness[y0 : y0 + 2 * window + 1, x0 : x0 + 2 * window + 1]
         patch = np.clip(patch - np.percentile(patch, 60), 0, None)
-        yy, xx = np.mgrid[0:patch.shape[0], 0:patch.shape[1]]
+        yy, xx = np.mgrid[0 : patch.shape[0], 0 : patch.shape[1]]
         centres.append([x0 + (xx * patch).sum() / patch.sum(), y0 + (yy * patch).sum() / patch.sum()])
     return np.array(centres)
 
@@ -127,6 +136,11 @@ def test_a_turned_face_is_aligned_on_its_eye_mouth_axis_and_keeps_its_size(astro
 
     def axis_error(m: np.ndarray) -> float:  # eye midpoint and mouth midpoint against the template's, pixels
         crop = transform_points(m, turned)
-        return float(max(np.abs(crop[:2].mean(0) - template[:2].mean(0)).max(), np.abs(crop[3:].mean(0) - template[3:].mean(0)).max()))
+        return float(
+            max(
+                np.abs(crop[:2].mean(0) - template[:2].mean(0)).max(),
+                np.abs(crop[3:].mean(0) - template[3:].mean(0)).max(),
+            )
+        )
 
     assert axis_error(matrix) < 1e-6 and axis_error(umeyama(turned, template)) > 1.5  # the 5-point fit shrinks the face

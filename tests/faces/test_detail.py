@@ -78,7 +78,9 @@ def test_a_clean_face_through_the_bundled_model_keeps_psnr_and_sharpness(astrona
     plain = Restorer(device="cpu", keep_detail=False).restore_image(astronaut)
     kept = Restorer(device="cpu").restore_image(astronaut)
     region = face_region(kept)
-    assert psnr(kept.image[region], astronaut[region]) >= 32.0  # the bar (v2 model: 38.0 dB, 32.7 without the rules)
+    assert (
+        psnr(kept.image[region], astronaut[region]) >= 32.0
+    )  # the bar (v2 model: 38.0 dB, 32.7 without the rules)
     assert psnr(kept.image[region], astronaut[region]) > psnr(plain.image[region], astronaut[region]) + 3.0
     # the v2 model alone keeps 36% of the face's Laplacian energy, with the detail rule 76% (measured)
     assert laplacian_variance(kept.image[region]) > 0.7 * laplacian_variance(astronaut[region])

@@ -81,7 +81,9 @@ def test_large_images_are_detected_on_a_shrunk_copy_with_boxes_in_full_resolutio
 
 def test_blank_image_min_face_size_and_min_score(astronaut):
     assert detect_faces(np.full((200, 300, 3), 128, np.uint8)) == []
-    assert detect_faces(astronaut, DetectorOptions(method="hog", min_face_size=120)) == []  # boxes down to 0.8x are kept: 87 px
+    assert (
+        detect_faces(astronaut, DetectorOptions(method="hog", min_face_size=120)) == []
+    )  # boxes down to 0.8x are kept: 87 px
     assert detect_faces(astronaut, DetectorOptions(method="hog", min_score=2.0)) == []
     with pytest.raises(PoseFaceError, match="unknown detector"):
         DetectorOptions(method="retinaface")
@@ -116,7 +118,9 @@ def test_every_small_face_of_a_group_photo_is_found_without_false_positives(astr
 
     face = astronaut_face_crop(astronaut)
     crops = [face if k % 2 == 0 else np.ascontiguousarray(face[:, ::-1]) for k in range(12)]
-    photo = group_photo(crops, GroupPhotoConfig(faces=12, per_row=6, min_face=18, max_face=45, tone=tone, jpeg_quality=quality), seed=3)
+    photo = group_photo(
+        crops, GroupPhotoConfig(faces=12, per_row=6, min_face=18, max_face=45, tone=tone, jpeg_quality=quality), seed=3
+    )
     found = detect_faces(photo.image)
     assert score_detections(photo.boxes, [f.box for f in found]) == (12, 0)
     # dlib's own default (HOG at the photo's scale, score >= 0) finds none of these 18-45 px faces

@@ -105,9 +105,13 @@ def test_read_rgb_refuses_above_the_limit_and_accepts_exactly_the_limit(tmp_path
 def test_atomic_write_without_replace_keeps_an_existing_file(tmp_path):
     target = tmp_path / "a.txt"
     target.write_text("theirs")
-    with pytest.raises(PoseFaceError, match=r"a.txt: already exists and was kept; pass --overwrite or choose another -o"):
+    with pytest.raises(
+        PoseFaceError, match=r"a.txt: already exists and was kept; pass --overwrite or choose another -o"
+    ):
         atomic_write(target, lambda tmp: Path(tmp).write_text("ours"), replace=False)
-    assert target.read_text() == "theirs" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # no temporary left
+    assert target.read_text() == "theirs" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.txt"
+    ]  # no temporary left
     atomic_write(tmp_path / "b.txt", lambda tmp: Path(tmp).write_text("ours"), replace=False)
     assert (tmp_path / "b.txt").read_text() == "ours"
     write_image_full(tmp_path / "c.png", pattern(4, 4), replace=False)
@@ -119,9 +123,13 @@ def test_atomic_write_without_replace_keeps_an_existing_file(tmp_path):
 def test_output_checks_name_the_path_and_the_fix(tmp_path):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    with pytest.raises(PoseFaceError, match=r"file.txt: exists and is not a folder; choose another output folder \(-o\)"):
+    with pytest.raises(
+        PoseFaceError, match=r"file.txt: exists and is not a folder; choose another output folder \(-o\)"
+    ):
         check_output_folder(a_file)
-    with pytest.raises(PoseFaceError, match=r"out: cannot be created, .*file.txt is a file; choose another output folder \(-o\)"):
+    with pytest.raises(
+        PoseFaceError, match=r"out: cannot be created, .*file.txt is a file; choose another output folder \(-o\)"
+    ):
         check_output_folder(a_file / "sub" / "out")
     assert check_output_folder(tmp_path / "new" / "out") == tmp_path / "new" / "out"
     assert not (tmp_path / "new").exists()  # checking creates nothing

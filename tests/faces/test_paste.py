@@ -41,7 +41,12 @@ def test_constant_face_changes_only_the_masked_region_also_at_the_border():
     # face half outside the image on the left
     matrix = umeyama(template(size), template(size) - [40, 0] + [0, 10])
     face = np.full((size, size, 3), 200.0, np.float32)
-    out = paste_faces(background.copy(), [PasteFace(face, np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2])], face_mask(size, template(size)), 255.0)
+    out = paste_faces(
+        background.copy(),
+        [PasteFace(face, np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2])],
+        face_mask(size, template(size)),
+        255.0,
+    )
     changed = (out != 50).any(axis=2)
     assert changed.any()
     assert not changed[:, 70:].any() and not changed[80:].any()  # outside the warped crop: untouched
@@ -70,7 +75,7 @@ def test_paste_region_of_the_mask_bounds_is_inside_the_crop_region():
     mask = face_mask(size, template(size))
     bounds = mask_bounds(mask)
     assert 0 < bounds[0] < bounds[2] < size and 0 < bounds[1] < bounds[3] < size
-    assert mask[:, : bounds[0]].max() == 0 and mask[: bounds[1]].max() == 0 and mask[:, bounds[2]:].max() == 0
+    assert mask[:, : bounds[0]].max() == 0 and mask[: bounds[1]].max() == 0 and mask[:, bounds[2] :].max() == 0
     matrix = umeyama(template(size) * 2 + [100, 100], template(size))  # face at 2x inside a 600 px image
     full = paste_region(matrix, size, 600, 600)
     part = paste_region(matrix, size, 600, 600, bounds)

@@ -41,7 +41,9 @@ def photos(tmp_path, astronaut):
 
 def test_folder_run_writes_outputs_and_reports_every_bad_file(photos, tmp_path, identity_weights, capsys):
     out = tmp_path / "out"
-    code = main(["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--save-faces", "--compare"])
+    code = main(
+        ["restore", str(photos), "-r", "-o", str(out), "--weights", identity_weights, "--save-faces", "--compare"]
+    )
     captured = capsys.readouterr()
     assert code == 1  # some files were skipped
     skipped = [line for line in captured.err.splitlines() if line.startswith("poseface: skipped")]
@@ -70,8 +72,20 @@ def test_decompression_bomb_limit_and_non_image_file_named_directly(photos, tmp_
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     out = tmp_path / "out"
-    code = main(["restore", str(photos / "astronaut.png"), str(notes), str(tmp_path / "missing.png"), "-o", str(out),
-                 "--weights", identity_weights, "--max-pixels", "100000"])
+    code = main(
+        [
+            "restore",
+            str(photos / "astronaut.png"),
+            str(notes),
+            str(tmp_path / "missing.png"),
+            "-o",
+            str(out),
+            "--weights",
+            identity_weights,
+            "--max-pixels",
+            "100000",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "astronaut.png: image of 512x512 pixels is larger than the decoding limit of 100000 pixels" in err
@@ -103,8 +117,21 @@ def test_globs_ext_suffix_and_name_collisions(photos, tmp_path, identity_weights
     other.mkdir()
     shutil.copy(photos / "astronaut.png", other / "astronaut.png")
     out = tmp_path / "out"
-    code = main(["restore", str(photos / "*.png"), str(other / "astronaut.png"), "-o", str(out),
-                 "--weights", identity_weights, "--ext", "jpg", "--suffix", "_x"])
+    code = main(
+        [
+            "restore",
+            str(photos / "*.png"),
+            str(other / "astronaut.png"),
+            "-o",
+            str(out),
+            "--weights",
+            identity_weights,
+            "--ext",
+            "jpg",
+            "--suffix",
+            "_x",
+        ]
+    )
     assert code == 1  # letter.png matches the glob and is skipped
     assert (out / "astronaut_x.jpg").is_file() and (out / "astronaut_x_2.jpg").is_file()
     assert Image.open(out / "astronaut_x.jpg").format == "JPEG"
@@ -130,7 +157,21 @@ def test_grey_rgba_and_16_bit_files_are_written_back_in_kind(tmp_path, astronaut
         back = read_image_full(out / name)
         assert back.dtype == np.uint16 and back.shape == (512, 512, 3)
         assert (back[300:] == deep[300:]).all()  # background (below the face) kept at 16 bits
-    assert main(["restore", str(folder / "deep.png"), "-o", str(tmp_path / "jpg"), "--weights", identity_weights, "--ext", "jpg"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(folder / "deep.png"),
+                "-o",
+                str(tmp_path / "jpg"),
+                "--weights",
+                identity_weights,
+                "--ext",
+                "jpg",
+            ]
+        )
+        == 0
+    )
     assert read_image_full(tmp_path / "jpg" / "deep.jpg").dtype == np.uint8
 
 
@@ -138,7 +179,22 @@ def test_aligned_mode_and_upscale(tmp_path, astronaut, identity_weights):
     crop = np.ascontiguousarray(astronaut[60:188, 160:288])
     Image.fromarray(crop).save(tmp_path / "crop.png")
     out = tmp_path / "out"
-    assert main(["restore", str(tmp_path / "crop.png"), "-o", str(out), "--weights", identity_weights, "--aligned", "--upscale", "2"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "crop.png"),
+                "-o",
+                str(out),
+                "--weights",
+                identity_weights,
+                "--aligned",
+                "--upscale",
+                "2",
+            ]
+        )
+        == 0
+    )
     restored = np.asarray(Image.open(out / "crop.png"))
     assert restored.shape == (256, 256, 3)
 
@@ -149,17 +205,48 @@ def test_bad_weights_file_and_bad_options_are_one_line_errors(tmp_path, photos, 
     code = main(["restore", str(photos), "-o", str(tmp_path / "out"), "--weights", str(bad)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(bad) in err and "Traceback" not in err
-    code = main(["restore", str(photos), "-o", str(tmp_path / "out"), "--weights", str(bad), "--precision", "fp16", "--device", "cpu"])
+    code = main(
+        [
+            "restore",
+            str(photos),
+            "-o",
+            str(tmp_path / "out"),
+            "--weights",
+            str(bad),
+            "--precision",
+            "fp16",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2 and "fp16" in capsys.readouterr().err
 
 
 def test_a_real_poseface_checkpoint_runs_end_to_end(tmp_path, astronaut, capsys):
     from poseface.models import ModelConfig, PoseFaceNet, save_model
 
-    weights = save_model(PoseFaceNet(ModelConfig(size=32, style_dim=32, n_mlp=2, narrow=0.0625)), tmp_path / "tiny.safetensors")
+    weights = save_model(
+        PoseFaceNet(ModelConfig(size=32, style_dim=32, n_mlp=2, narrow=0.0625)), tmp_path / "tiny.safetensors"
+    )
     Image.fromarray(astronaut).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    assert main(["restore", str(tmp_path / "a.png"), "-o", str(out), "--weights", str(weights), "--device", "cpu", "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(tmp_path / "a.png"),
+                "-o",
+                str(out),
+                "--weights",
+                str(weights),
+                "--device",
+                "cpu",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "1 restored" in capsys.readouterr().out
     result = np.asarray(Image.open(out / "a.png"))
     changed = (result != astronaut).any(axis=2)
@@ -180,14 +267,31 @@ def test_a_detection_failure_skips_that_file_only(photos, tmp_path, identity_wei
 
     monkeypatch.setattr(restorer_module, "detect_faces", flaky)
     out = tmp_path / "out"
-    assert main(["restore", str(photos / "wall.jpg"), str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights]) == 1
+    assert (
+        main(
+            [
+                "restore",
+                str(photos / "wall.jpg"),
+                str(photos / "astronaut.png"),
+                "-o",
+                str(out),
+                "--weights",
+                identity_weights,
+            ]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert "wall.jpg: dlib hog face detection failed (test)" in captured.err
     assert (out / "astronaut.png").is_file() and not (out / "wall.jpg").exists()
 
 
 def _kept_lines(err: str, other: str = "-o or --suffix") -> list[str]:
-    return [line for line in err.splitlines() if line.endswith(f"already exists and was kept; pass --overwrite or choose another {other}")]
+    return [
+        line
+        for line in err.splitlines()
+        if line.endswith(f"already exists and was kept; pass --overwrite or choose another {other}")
+    ]
 
 
 def test_a_file_already_in_the_output_folder_is_kept_unless_overwrite(photos, tmp_path, identity_weights, capsys):
@@ -198,7 +302,9 @@ def test_a_file_already_in_the_output_folder_is_kept_unless_overwrite(photos, tm
     assert main(["restore", *inputs, "-o", str(out), "--weights", identity_weights]) == 1
     captured = capsys.readouterr()
     kept = _kept_lines(captured.err)
-    assert len(kept) == 1 and kept[0].startswith(f"poseface: skipped {photos / 'astronaut.png'}: {out / 'astronaut.png'}")
+    assert len(kept) == 1 and kept[0].startswith(
+        f"poseface: skipped {photos / 'astronaut.png'}: {out / 'astronaut.png'}"
+    )
     assert (out / "astronaut.png").read_bytes() == b"a different photo of the same name"
     assert (out / "wall.jpg").is_file() and "1 image(s) written" in captured.out  # the rest of the run went on
     assert main(["restore", *inputs, "-o", str(out), "--weights", identity_weights, "--overwrite"]) == 0
@@ -211,8 +317,21 @@ def test_an_existing_side_output_keeps_that_input_from_being_restored(side, phot
     (out / side).parent.mkdir(parents=True)
     (out / side).write_bytes(b"someone else's file")
     (out / "faces").mkdir(exist_ok=True)
-    (out / "faces" / "astronaut_b_0_crop.png").write_bytes(b"another input's crop")  # not astronaut's: no reason to skip
-    code = main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights, "--compare", "--save-faces"])
+    (out / "faces" / "astronaut_b_0_crop.png").write_bytes(
+        b"another input's crop"
+    )  # not astronaut's: no reason to skip
+    code = main(
+        [
+            "restore",
+            str(photos / "astronaut.png"),
+            "-o",
+            str(out),
+            "--weights",
+            identity_weights,
+            "--compare",
+            "--save-faces",
+        ]
+    )
     kept = _kept_lines(capsys.readouterr().err, "-o")  # --suffix would not rename the side output
     assert code == 1 and len(kept) == 1 and f"{out / side}: already exists" in kept[0]
     assert (out / side).read_bytes() == b"someone else's file" and not (out / "astronaut.png").exists()
@@ -281,23 +400,55 @@ def test_upscale_out_of_range_is_one_line_before_the_model_loads(value, photos, 
 
 def test_an_image_of_exactly_max_pixels_is_restored(photos, tmp_path, identity_weights):
     out = tmp_path / "out"
-    assert main(["restore", str(photos / "astronaut.png"), "-o", str(out), "--weights", identity_weights, "--max-pixels", str(512 * 512)]) == 0
+    assert (
+        main(
+            [
+                "restore",
+                str(photos / "astronaut.png"),
+                "-o",
+                str(out),
+                "--weights",
+                identity_weights,
+                "--max-pixels",
+                str(512 * 512),
+            ]
+        )
+        == 0
+    )
     assert (out / "astronaut.png").is_file()
 
 
 def test_an_upscaled_output_above_max_pixels_skips_that_file(photos, tmp_path, identity_weights, capsys):
     out = tmp_path / "out"
     inputs = [str(photos / "astronaut.png"), str(photos / "wall.jpg")]  # 512 x 512 and 120 x 80
-    code = main(["restore", *inputs, "-o", str(out), "--weights", identity_weights, "--upscale", "2", "--max-pixels", str(512 * 512)])
+    code = main(
+        [
+            "restore",
+            *inputs,
+            "-o",
+            str(out),
+            "--weights",
+            identity_weights,
+            "--upscale",
+            "2",
+            "--max-pixels",
+            str(512 * 512),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     line = [x for x in err.splitlines() if "astronaut.png" in x]
-    assert len(line) == 1 and "the output would be 1024x1024 pixels (--upscale 2), more than --max-pixels 262144" in line[0]
+    assert (
+        len(line) == 1
+        and "the output would be 1024x1024 pixels (--upscale 2), more than --max-pixels 262144" in line[0]
+    )
     assert "lower --upscale or raise --max-pixels" in line[0]
     assert not (out / "astronaut.png").exists() and read_image_full(out / "wall.jpg").shape == (160, 240, 3)
 
 
-def test_an_animated_gif_in_a_folder_is_restored_as_its_first_frame_with_one_line(tmp_path, astronaut, identity_weights, capsys):
+def test_an_animated_gif_in_a_folder_is_restored_as_its_first_frame_with_one_line(
+    tmp_path, astronaut, identity_weights, capsys
+):
     folder = tmp_path / "in"
     folder.mkdir()
     frames = [Image.fromarray(astronaut), Image.fromarray(astronaut[::-1]), Image.fromarray(astronaut[:, ::-1])]
@@ -338,7 +489,9 @@ def test_icc_profile_and_exif_survive_restore_with_orientation_1(tmp_path, astro
     exif[0x010F] = "PoseFace test camera"
     crop.save(tmp_path / "face.jpg", quality=95, icc_profile=profile, exif=exif)
     out = tmp_path / "out"
-    assert main(["restore", str(tmp_path / "face.jpg"), "-o", str(out), "--weights", identity_weights, "--aligned"]) == 0
+    assert (
+        main(["restore", str(tmp_path / "face.jpg"), "-o", str(out), "--weights", identity_weights, "--aligned"]) == 0
+    )
     with Image.open(out / "face.jpg") as written:
         assert written.info.get("icc_profile") == profile
         assert written.getexif()[0x0112] == 1 and written.getexif()[0x010F] == "PoseFace test camera"
@@ -350,8 +503,19 @@ def test_aligned_inputs_below_the_minimum_size_are_refused_one_line_each(tmp_pat
     Image.fromarray(astronaut[:15, :200]).save(tmp_path / "strip.png")
     Image.fromarray(np.ascontiguousarray(astronaut[60:188, 160:288])).save(tmp_path / "face.png")
     out = tmp_path / "out"
-    code = main(["restore", str(tmp_path / "dot.png"), str(tmp_path / "strip.png"), str(tmp_path / "face.png"),
-                 "-o", str(out), "--weights", identity_weights, "--aligned"])
+    code = main(
+        [
+            "restore",
+            str(tmp_path / "dot.png"),
+            str(tmp_path / "strip.png"),
+            str(tmp_path / "face.png"),
+            "-o",
+            str(out),
+            "--weights",
+            identity_weights,
+            "--aligned",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     skipped = [line for line in captured.err.splitlines() if line.startswith("poseface: skipped")]
@@ -370,7 +534,9 @@ def test_stale_temporary_files_of_a_killed_run_are_removed_and_only_those(photos
         path.write_bytes(b"half written")
         if path.name != ".tmp-fresh000.png":  # that one could belong to a run going on now
             os.utime(path, (1_000_000, 1_000_000))
-    assert main(["restore", str(photos / "wall.jpg"), "-o", str(out), "--weights", identity_weights, "--save-faces"]) == 0
+    assert (
+        main(["restore", str(photos / "wall.jpg"), "-o", str(out), "--weights", identity_weights, "--save-faces"]) == 0
+    )
     err = capsys.readouterr().err
     assert "removed 2 stale temporary file(s) (.tmp-*) left by an interrupted run" in err
     assert not any(path.exists() for path in stale)
@@ -388,9 +554,15 @@ def test_draw_boxes_no_face_hint_and_large_face_note(tmp_path, astronaut, identi
     captured = capsys.readouterr()
     assert code == 0, captured.err
     boxes = read_image_full(out / "boxes" / "big.png")
-    assert boxes.shape == big.shape and not np.array_equal(boxes, read_image_full(out / "big.png"))  # the boxes are drawn
+    assert boxes.shape == big.shape and not np.array_equal(
+        boxes, read_image_full(out / "big.png")
+    )  # the boxes are drawn
     x0, y0, x1, y1 = (int(v * 3) for v in (179, 83, 266, 170))
-    assert np.abs(boxes[y0 - 2 : y0 + 3, x0 + 20 : x1 - 20].astype(int) - (60, 220, 60)).sum(axis=-1).min() < 60  # green edge
-    assert np.array_equal(read_image_full(out / "boxes" / "wall.png"), np.full((80, 120, 3), 140, np.uint8))  # nothing to draw
+    assert (
+        np.abs(boxes[y0 - 2 : y0 + 3, x0 + 20 : x1 - 20].astype(int) - (60, 220, 60)).sum(axis=-1).min() < 60
+    )  # green edge
+    assert np.array_equal(
+        read_image_full(out / "boxes" / "wall.png"), np.full((80, 120, 3), 140, np.uint8)
+    )  # nothing to draw
     assert "wall.png: no face found, written unchanged" in captured.err and "--min-face-size 8" in captured.err
     assert "1 face(s) more than twice the model's 128 px" in captured.out

@@ -33,7 +33,14 @@ def fail_for_the_astronaut(monkeypatch, where: str) -> None:
 
 
 @pytest.mark.parametrize("where", ["paste", "write"])
-def test_not_enough_memory_for_an_upscaled_output_skips_that_file_only(where, photos, tmp_path, identity_weights, capsys, monkeypatch):
+def test_not_enough_memory_for_an_upscaled_output_skips_that_file_only(
+    where,
+    photos,  # noqa: F811 (a fixture imported above)
+    tmp_path,
+    identity_weights,  # noqa: F811
+    capsys,
+    monkeypatch,
+):
     fail_for_the_astronaut(monkeypatch, where)
     out = tmp_path / "out"
     inputs = [str(photos / "astronaut.png"), str(photos / "wall.jpg")]  # 512 x 512 and 120 x 80
@@ -41,5 +48,6 @@ def test_not_enough_memory_for_an_upscaled_output_skips_that_file_only(where, ph
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert [line for line in err.splitlines() if "astronaut" in line] == [
-        f"poseface: skipped {photos / 'astronaut.png'}: not enough memory for the 1024x1024 output; lower --upscale"]
+        f"poseface: skipped {photos / 'astronaut.png'}: not enough memory for the 1024x1024 output; lower --upscale"
+    ]
     assert not (out / "astronaut.png").exists() and read_image_full(out / "wall.jpg").shape == (160, 240, 3)

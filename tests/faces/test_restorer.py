@@ -60,10 +60,14 @@ def test_fidelity_blends_restored_and_input_faces(astronaut):
     eyes = None
     values = {}
     for fidelity in (0.0, 0.5, 1.0):
-        result = Restorer(model=ConstantModel(tuple(color), size=128), device="cpu", fidelity=fidelity, keep_detail=False).restore_image(astronaut)
+        result = Restorer(
+            model=ConstantModel(tuple(color), size=128), device="cpu", fidelity=fidelity, keep_detail=False
+        ).restore_image(astronaut)
         eyes = np.rint(result.faces[0].points5[:2].mean(axis=0)).astype(int)
         values[fidelity] = result.image
-    assert np.abs(values[0.0].astype(int) - astronaut).max() <= 60  # fidelity 0 = the input face (through a 128-px crop)
+    assert (
+        np.abs(values[0.0].astype(int) - astronaut).max() <= 60
+    )  # fidelity 0 = the input face (through a 128-px crop)
     middle = values[0.5][eyes[1], eyes[0]].astype(float)
     expected = (values[0.0][eyes[1], eyes[0]].astype(float) + color) / 2
     assert np.abs(middle - expected).max() <= 1.5
@@ -119,7 +123,9 @@ def test_grey_rgba_and_16_bit_images_keep_their_layout(astronaut):
     assert out.image.shape == (512, 512, 4)
     np.testing.assert_array_equal(out.image[..., 3], alpha)
 
-    deep = astronaut.astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 200, size=astronaut.shape).astype(np.uint16)
+    deep = astronaut.astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 200, size=astronaut.shape).astype(
+        np.uint16
+    )
     out = restorer.restore_image(deep)
     assert out.image.dtype == np.uint16
     inside = face_support(restorer, out.faces[0], 512, 512)
@@ -187,7 +193,9 @@ def test_device_and_model_errors(monkeypatch):
     from poseface import models
 
     monkeypatch.setattr(models, "BUNDLED_WEIGHTS", Path("/nonexistent/poseface-small.safetensors"))
-    with pytest.raises(PoseFaceError, match="the bundled model is missing from this installation; reinstall poseface or pass --weights"):
+    with pytest.raises(
+        PoseFaceError, match="the bundled model is missing from this installation; reinstall poseface or pass --weights"
+    ):
         Restorer(device="cpu")
     with pytest.raises(PoseFaceError, match="no such weights file"):
         restorer_module.load_restoration_model("/nonexistent/model.pth", torch.device("cpu"))
@@ -240,7 +248,9 @@ def test_non_finite_network_output_leaves_the_face_as_it_was_in_fp32(astronaut, 
 
     photo = tmp_path / "in" / "astronaut.png"
     poseface.imageio.write_image(photo, astronaut)
-    summary = restore_files(Restorer(model=NaNModel(128), device="cpu"), [str(photo)], RunOptions(output=tmp_path / "out"))
+    summary = restore_files(
+        Restorer(model=NaNModel(128), device="cpu"), [str(photo)], RunOptions(output=tmp_path / "out")
+    )
     assert summary.non_finite_faces == 1 and summary.faces_restored == 0
     assert "astronaut.png: the network gave NaN/inf for face(s) 0" in capsys.readouterr().err
 
@@ -251,12 +261,16 @@ def test_aligned_inputs_smaller_than_the_minimum_are_refused():
     restorer = Restorer(model=IdentityModel(64), device="cpu", aligned=True)
     with pytest.raises(PoseFaceError, match=r"aligned input of 40x15 pixels is smaller than the minimum of 16 px"):
         restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE - 1, 40, 3), np.uint8))
-    assert restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE, MIN_ALIGNED_SIZE, 3), np.uint8)).image.shape == (16, 16, 3)
+    assert restorer.restore_image(np.zeros((MIN_ALIGNED_SIZE, MIN_ALIGNED_SIZE, 3), np.uint8)).image.shape == (
+        16,
+        16,
+        3,
+    )
 
 
 def test_an_aligned_crop_cut_with_another_template_is_mapped_to_the_models_and_back(astronaut):
     """An FFHQ-template crop fed to a model with a tighter (UTKFace-like) template is re-aligned, not squashed."""
-    from poseface.faces.align import align_face, transform_points
+    from poseface.faces.align import align_face
     from poseface.faces.detect import detect_faces
     from poseface.models.config import ModelConfig
 
@@ -272,21 +286,33 @@ def test_an_aligned_crop_cut_with_another_template_is_mapped_to_the_models_and_b
     assert face.alignment == "5-point" and face.detector != "aligned"
     seen = detect_faces(face.crop)[0].points5  # what the network saw has its eyes on the model's template
     assert np.abs(seen[:2] - np.asarray(tight.template())[:2]).max() < 3
-    assert result.image.shape == ffhq_crop.shape and np.abs(result.image.astype(int) - ffhq_crop).mean() < 2  # identity model: back as it was
+    assert (
+        result.image.shape == ffhq_crop.shape and np.abs(result.image.astype(int) - ffhq_crop).mean() < 2
+    )  # identity model: back as it was
     # a crop already at the model's template is taken as it is
-    own = np.clip(np.rint(align_face(astronaut, points, np.asarray(tight.template()) * 2, 256).crop), 0, 255).astype(np.uint8)
+    own = np.clip(np.rint(align_face(astronaut, points, np.asarray(tight.template()) * 2, 256).crop), 0, 255).astype(
+        np.uint8
+    )
     assert restorer.restore_image(own).faces[0].alignment == "as given"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"upscale": 20}, "upscale=20: must be between 1 and 16 (the output size factor)"),
-    ({"batch_size": 0}, "batch_size=0: must be at least 1"),
-    ({"precision": "fp16"}, "precision=fp16: half precision runs only on CUDA, not on cpu; use precision=bf16 (fast on recent CPUs) or fp32"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"upscale": 20}, "upscale=20: must be between 1 and 16 (the output size factor)"),
+        ({"batch_size": 0}, "batch_size=0: must be at least 1"),
+        (
+            {"precision": "fp16"},
+            "precision=fp16: half precision runs only on CUDA, not on cpu; use precision=bf16 (fast on recent CPUs) or fp32",
+        ),
+    ],
+)
 def test_the_library_names_its_parameters(kwargs, message):
     with pytest.raises(PoseFaceError) as caught:
         Restorer(model=IdentityModel(64), device="cpu", **kwargs)
-    assert str(caught.value) == message  # `poseface restore` shows --upscale, --batch-size, --precision (test_restore_cli)
+    assert (
+        str(caught.value) == message
+    )  # `poseface restore` shows --upscale, --batch-size, --precision (test_restore_cli)
 
 
 def test_aligned_crops_are_resized_to_the_model_as_in_training(monkeypatch):

@@ -69,7 +69,9 @@ def test_a_moving_face_is_followed_without_lag_and_acceleration_within_the_state
     np.testing.assert_allclose(smoothed, linear, atol=1e-9)  # constant speed: no lag at all
     a = 0.5  # px/frame^2
     accelerating = [BASE + np.array([0.5 * a * t * t, 0.0]) for t in range(30)]
-    error = np.abs(np.array([faces[0] for faces in smooth([[face_at(p)] for p in accelerating])]) - accelerating).max(axis=(1, 2))
+    error = np.abs(np.array([faces[0] for faces in smooth([[face_at(p)] for p in accelerating])]) - accelerating).max(
+        axis=(1, 2)
+    )
     bound = a * SMOOTH_RADIUS * (SMOOTH_RADIUS + 1) / 6  # TrackSmoother's docstring: a k(k+1)/6
     assert error.max() == pytest.approx(bound) and error[0] == 0  # reached inside, none at the first frame
 
@@ -94,7 +96,9 @@ def test_faces_keep_their_own_track_when_the_detector_lists_them_in_another_orde
 def make_clip(path: Path, image: np.ndarray, frames: int = FRAMES, audio: bool = True) -> list[np.ndarray]:
     """A short H.264 clip of a face crop of `image` sliding 2 px per frame, with a 440 Hz tone; its frames."""
     x0, y0, x1, y1 = ASTRONAUT_BOX
-    shots = [np.ascontiguousarray(image[y0 - 40:y1 + 34, x0 - 40 + 2 * t:x1 + 34 + 2 * t]) for t in range(frames)]  # 161 px
+    shots = [
+        np.ascontiguousarray(image[y0 - 40 : y1 + 34, x0 - 40 + 2 * t : x1 + 34 + 2 * t]) for t in range(frames)
+    ]  # 161 px
     shots = [np.ascontiguousarray(s[:160, :160]) for s in shots]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS, options={"crf": "10"})
@@ -104,7 +108,9 @@ def make_clip(path: Path, image: np.ndarray, frames: int = FRAMES, audio: bool =
             sound.layout = "mono"
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * frames // FPS) / 16000)).astype(np.float32)
             for start in range(0, len(tone), 1024):
-                chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].copy(), format="fltp", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024].copy(), format="fltp", layout="mono"
+                )
                 chunk.sample_rate = 16000
                 container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
@@ -130,7 +136,19 @@ def clip(tmp_path, astronaut) -> tuple[Path, list[np.ndarray]]:
 
 
 def restore_args(path: Path, out: Path, *extra: str) -> list[str]:
-    return ["restore", str(path), "-o", str(out), "--weights", "stand-in.pth", "--device", "cpu", "--min-face-size", "40", *extra]
+    return [
+        "restore",
+        str(path),
+        "-o",
+        str(out),
+        "--weights",
+        "stand-in.pth",
+        "--device",
+        "cpu",
+        "--min-face-size",
+        "40",
+        *extra,
+    ]
 
 
 def use_model(monkeypatch, model) -> None:
@@ -147,7 +165,10 @@ def test_a_video_is_restored_frame_by_frame_with_its_rate_audio_and_upscaled_siz
     assert len(frames) == FRAMES and rate == FPS and audio == 1
     assert frames[0].shape == (320, 320, 3)
     assert not any(p.name.startswith(".poseface-video-") for p in out.iterdir())  # the cache went after the mux
-    face, corner = (slice(100, 220), slice(100, 220)), (slice(0, 30), slice(0, 30))  # face middle, background, x2 pixels
+    face, corner = (
+        (slice(100, 220), slice(100, 220)),
+        (slice(0, 30), slice(0, 30)),
+    )  # face middle, background, x2 pixels
     for restored, shot in zip(frames, shots):
         before, after = np.repeat(np.repeat(shot, 2, 0), 2, 1).astype(float), restored.astype(float)
         assert after[face][..., 1].mean() < before[face][..., 1].mean() - 40  # green fell: the magenta face is pasted
@@ -180,9 +201,13 @@ def test_a_killed_run_resumes_with_only_the_remaining_frames(clip, tmp_path, mon
     out = tmp_path / "out"
     assert main(restore_args(path, out)) == 130
     assert written == [0, 1, 2, 3, 4] and not (out / "clip.mp4").exists()
-    assert sorted(p.name for p in (out / ".poseface-video-clip.mp4").glob("*.png")) == [f"{i:06d}.png" for i in range(5)]
+    assert sorted(p.name for p in (out / ".poseface-video-clip.mp4").glob("*.png")) == [
+        f"{i:06d}.png" for i in range(5)
+    ]
     written.clear(), detected.clear(), model.batch_sizes.clear()
-    monkeypatch.setattr(video, "write_frame", lambda cache, index, image: (written.append(index), real_write(cache, index, image)))
+    monkeypatch.setattr(
+        video, "write_frame", lambda cache, index, image: (written.append(index), real_write(cache, index, image))
+    )
     assert main(restore_args(path, out)) == 0
     assert written == list(range(5, FRAMES))  # only the remaining frames were restored
     assert sum(model.batch_sizes) == FRAMES - 5  # one face per frame through the network

@@ -50,13 +50,17 @@ def test_generator_loss_is_non_saturating_softplus():
     expected = sum(by_hand_softplus(-v) for v in logits.tolist()) / 3
     assert generator_adversarial_loss(logits).item() == pytest.approx(expected, rel=1e-6)
     # the same as cross-entropy with target "real" (eq. 12): -log(sigmoid(x))
-    assert generator_adversarial_loss(logits).item() == pytest.approx(-torch.sigmoid(logits).log().mean().item(), rel=1e-6)
+    assert generator_adversarial_loss(logits).item() == pytest.approx(
+        -torch.sigmoid(logits).log().mean().item(), rel=1e-6
+    )
 
 
 def test_discriminator_loss_by_hand():
     real = torch.tensor([1.0, -0.5])
     fake = torch.tensor([0.25, -3.0])
-    expected = (by_hand_softplus(-1.0) + by_hand_softplus(0.5)) / 2 + (by_hand_softplus(0.25) + by_hand_softplus(-3.0)) / 2
+    expected = (by_hand_softplus(-1.0) + by_hand_softplus(0.5)) / 2 + (
+        by_hand_softplus(0.25) + by_hand_softplus(-3.0)
+    ) / 2
     assert discriminator_adversarial_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
 
 

@@ -84,9 +84,13 @@ def test_irse50_state_dict_matches_model_ir_se50_layout_and_parameter_count():
     model = IRSE50()
     assert shapes(model) == expected_irse50()
     count = sum(p.numel() for p in model.parameters())
+
     # by hand from the architecture: input layer + 24 units + output layer
     def unit(c_in, d):
-        return 2 * c_in + 9 * c_in * d + d + 9 * d * d + 2 * d + 2 * d * (d // 16) + (c_in * d + 2 * d if c_in != d else 0)
+        return (
+            2 * c_in + 9 * c_in * d + d + 9 * d * d + 2 * d + 2 * d * (d // 16) + (c_in * d + 2 * d if c_in != d else 0)
+        )
+
     by_hand = 64 * 27 + 128 + 64
     for depth, count_units, c_prev in ((64, 3, 64), (128, 4, 64), (256, 14, 128), (512, 3, 256)):
         by_hand += unit(c_prev, depth) + (count_units - 1) * unit(depth, depth)
@@ -137,8 +141,18 @@ def test_identity_encoder_is_frozen_but_passes_gradients_to_the_image(kind):
 
 
 def test_preprocessing_shapes():
-    assert load_identity_encoder("ir_se50", pretrained=False).preprocess(torch.zeros(1, 3, 512, 512)).shape == (1, 3, 112, 112)
-    assert load_identity_encoder("resnet18", pretrained=False).preprocess(torch.zeros(1, 3, 512, 512)).shape == (1, 1, 128, 128)
+    assert load_identity_encoder("ir_se50", pretrained=False).preprocess(torch.zeros(1, 3, 512, 512)).shape == (
+        1,
+        3,
+        112,
+        112,
+    )
+    assert load_identity_encoder("resnet18", pretrained=False).preprocess(torch.zeros(1, 3, 512, 512)).shape == (
+        1,
+        1,
+        128,
+        128,
+    )
 
 
 class TinyEncoder(torch.nn.Module):

@@ -13,8 +13,8 @@ from poseface.losses.vgg import FeatureMatchingLoss
 
 
 def crop(image: np.ndarray, top: int, left: int, size: int = 128) -> torch.Tensor:
-    patch = torch.from_numpy(image[top:top + size, left:left + size].copy()).permute(2, 0, 1).float()
-    return (patch[None] / 127.5 - 1.0)
+    patch = torch.from_numpy(image[top : top + size, left : left + size].copy()).permute(2, 0, 1).float()
+    return patch[None] / 127.5 - 1.0
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +73,16 @@ def test_auto_backbones_pick_dlib_without_weights(tmp_path, monkeypatch):
     assert LossConfig(arcface_weights="x.pth").resolved_identity_backbone() == "arcface"
 
 
-@pytest.mark.parametrize("fields, key", [
-    ({"identity_backbone": "facenet"}, "identity_backbone"),
-    ({"feature_backbone": "resnet"}, "feature_backbone"),
-    ({"dlib_eyes": (0.3, 0.4)}, "dlib_eyes"),
-    ({"dlib_feature_layers": ("stem", "level9")}, "dlib_feature_layers"),
-    ({"dlib_feature_layer_weights": (1.0,)}, "dlib_feature_layer_weights"),
-])
+@pytest.mark.parametrize(
+    "fields, key",
+    [
+        ({"identity_backbone": "facenet"}, "identity_backbone"),
+        ({"feature_backbone": "resnet"}, "feature_backbone"),
+        ({"dlib_eyes": (0.3, 0.4)}, "dlib_eyes"),
+        ({"dlib_feature_layers": ("stem", "level9")}, "dlib_feature_layers"),
+        ({"dlib_feature_layer_weights": (1.0,)}, "dlib_feature_layer_weights"),
+    ],
+)
 def test_config_errors_are_one_line(fields, key):
     with pytest.raises(ValueError) as error:
         LossConfig(**fields)

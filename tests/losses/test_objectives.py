@@ -46,7 +46,13 @@ def inputs():
 
 def test_defaults_are_the_paper_weights():
     cfg = LossConfig()
-    assert (cfg.global_adv, cfg.local_adv, cfg.l1, cfg.feature_matching, cfg.face_preserving) == (0.5, 3.0, 8.0, 0.02, 10.0)
+    assert (cfg.global_adv, cfg.local_adv, cfg.l1, cfg.feature_matching, cfg.face_preserving) == (
+        0.5,
+        3.0,
+        8.0,
+        0.02,
+        10.0,
+    )
     assert (cfg.r1_gamma, cfg.r1_every, cfg.arcface) == (10.0, 16, "ir_se50")
     assert cfg.local_adv / cfg.global_adv == 6  # "6 times the global"
     assert from_dict(LossConfig, {"feature_matching": 0}).feature_matching == 0.0
@@ -68,15 +74,25 @@ def test_generator_total_is_the_weighted_sum_of_directly_computed_terms():
     fm = sum(w * (fr[n] - fg[n]).pow(2).mean() for n, w in zip(cfg.vgg_layers, cfg.vgg_layer_weights))
     fp = (identity(restored) - identity(gt)).abs().mean()
     expected = {
-        "adv_global": adv_global, "adv_local": sum(local.values()), "l1": (restored - gt).abs().mean(),
-        "pyramid_l1": pyramid_l1(rgbs, gt), "feature_matching": fm, "face_preserving": fp,
+        "adv_global": adv_global,
+        "adv_local": sum(local.values()),
+        "l1": (restored - gt).abs().mean(),
+        "pyramid_l1": pyramid_l1(rgbs, gt),
+        "feature_matching": fm,
+        "face_preserving": fp,
     }
     for name, value in expected.items():
         assert terms[name].item() == pytest.approx(value.item(), rel=1e-4), name
     for name in ("left_eye", "right_eye", "mouth"):
         assert terms[f"adv_{name}"].item() == pytest.approx(local[name].item(), rel=1e-5)
-    weights = {"adv_global": 0.5, "adv_local": 3.0, "l1": 8.0, "pyramid_l1": 1.0, "feature_matching": 0.02,
-               "face_preserving": 10.0}
+    weights = {
+        "adv_global": 0.5,
+        "adv_local": 3.0,
+        "l1": 8.0,
+        "pyramid_l1": 1.0,
+        "feature_matching": 0.02,
+        "face_preserving": 10.0,
+    }
     by_hand = sum(weights[k] * expected[k] for k in weights)
     assert total.item() == pytest.approx(by_hand.item(), rel=1e-4)
     assert terms["total"].item() == pytest.approx(total.item())
@@ -99,8 +115,9 @@ def test_zero_weights_skip_terms_and_never_load_their_networks(monkeypatch):
     total, terms = GeneratorLoss(cfg)(restored, gt, rgbs)
     assert set(terms) == {"l1", "total"}
     assert total.item() == pytest.approx(8.0 * (restored - gt).abs().mean().item(), rel=1e-6)
-    _, none = GeneratorLoss(LossConfig(global_adv=0, local_adv=0, l1=0, pyramid_l1=0, feature_matching=0,
-                                       face_preserving=0))(restored, gt)
+    _, none = GeneratorLoss(
+        LossConfig(global_adv=0, local_adv=0, l1=0, pyramid_l1=0, feature_matching=0, face_preserving=0)
+    )(restored, gt)
     assert set(none) == {"total"} and none["total"].item() == 0.0
 
 
@@ -155,9 +172,12 @@ def test_discriminator_loss_with_lazy_r1():
     _, no_r1 = DiscriminatorLoss(LossConfig(r1_gamma=0))(restored, gt, boxes, has, d_global, d_locals, step=0)
     assert "d_r1" not in no_r1
     _, with_local_r1 = DiscriminatorLoss(LossConfig(local_r1_gamma=1.0))(
-        restored, gt, boxes, has, d_global, d_locals, step=0)
+        restored, gt, boxes, has, d_global, d_locals, step=0
+    )
     assert {"d_r1_left_eye", "d_r1_right_eye", "d_r1_mouth"} <= set(with_local_r1)
-    assert "d_total" in terms and all(objectives.is_discriminator_term(name) for name in {**terms, **with_local_r1})  # logged as they are
+    assert "d_total" in terms and all(
+        objectives.is_discriminator_term(name) for name in {**terms, **with_local_r1}
+    )  # logged as they are
 
 
 def test_finite_or_none_flags_nan_and_inf():

@@ -24,8 +24,9 @@ def test_pyramid_l1_against_manual_average_pooling():
     torch.manual_seed(0)
     target = torch.randn(2, 3, 32, 32)
     rgbs = [torch.randn(2, 3, s, s, requires_grad=True) for s in (4, 8, 16, 32)]
-    expected = sum(F.l1_loss(rgb, F.avg_pool2d(target, 32 // rgb.shape[-1]) if rgb.shape[-1] < 32 else target)
-                   for rgb in rgbs)
+    expected = sum(
+        F.l1_loss(rgb, F.avg_pool2d(target, 32 // rgb.shape[-1]) if rgb.shape[-1] < 32 else target) for rgb in rgbs
+    )
     loss = pyramid_l1(rgbs, target)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     loss.backward()

@@ -75,8 +75,13 @@ def test_crop_components_order_and_shapes():
 
 
 def test_safe_boxes_replaces_missing_and_non_finite_boxes_by_the_whole_image():
-    boxes = torch.tensor([[[1.0, 2.0, 3.0, 4.0]] * 3, [[math.nan, 0.0, 1.0, 1.0]] + [[1.0, 1.0, 2.0, 2.0]] * 2,
-                          [[5.0, 5.0, 6.0, 6.0]] * 3])
+    boxes = torch.tensor(
+        [
+            [[1.0, 2.0, 3.0, 4.0]] * 3,
+            [[math.nan, 0.0, 1.0, 1.0]] + [[1.0, 1.0, 2.0, 2.0]] * 2,
+            [[5.0, 5.0, 6.0, 6.0]] * 3,
+        ]
+    )
     has = torch.tensor([True, True, False])
     fixed = safe_boxes(boxes, has, (32, 48))
     whole = torch.tensor([0.0, 0.0, 48.0, 32.0])

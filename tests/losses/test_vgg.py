@@ -55,7 +55,10 @@ def test_forward_returns_the_requested_layers_and_normalises_input():
     model = load_vgg19_features(["relu1_1", "conv2_2", "relu3_1"], pretrained=False)
     out = model(torch.zeros(1, 3, 32, 32))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "relu1_1": (1, 64, 32, 32), "conv2_2": (1, 128, 16, 16), "relu3_1": (1, 256, 8, 8)}
+        "relu1_1": (1, 64, 32, 32),
+        "conv2_2": (1, 128, 16, 16),
+        "relu3_1": (1, 256, 8, 8),
+    }
     x = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1)
     expected = (torch.tensor([0.0, 0.5, 1.0]) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     torch.testing.assert_close(model.normalise(x).flatten(), expected)

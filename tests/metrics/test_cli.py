@@ -36,8 +36,19 @@ def run(capsys, *argv):
 def test_folder_evaluation_writes_table_csv_and_json(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "out" / "report.md"
-    code, out, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr,ssim,niqe",
-                         "-o", str(report), "--quiet")
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        "--restored",
+        str(restored),
+        "--gt",
+        str(gt),
+        "--metrics",
+        "psnr,ssim,niqe",
+        "-o",
+        str(report),
+        "--quiet",
+    )
     assert code == 1  # stray.png and big.png skipped, the three pairs evaluated
     text = report.read_text()
     assert "| Method | PSNR ↑ | SSIM ↑ | NIQE ↓ | Images |" in text and "| restored |" in text
@@ -66,15 +77,38 @@ def test_without_ground_truth_only_niqe_runs(folders, tmp_path, capsys):
     header = report.read_text().splitlines()[2]
     assert header == "| Method | NIQE ↓ | Images |"
     # asking for a reference metric without ground truth: a warning, and NIQE still runs
-    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--metrics", "psnr,niqe", "-o", str(report), "--quiet", "--overwrite")
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--restored",
+        str(restored),
+        "--metrics",
+        "psnr,niqe",
+        "-o",
+        str(report),
+        "--quiet",
+        "--overwrite",
+    )
     assert code == 0 and "psnr not computed: needs ground truth" in err
 
 
 def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys, offline_cache):
     restored, gt = folders
     report = tmp_path / "r.md"
-    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr,lpips,fid",
-                       "--no-download", "-o", str(report), "--quiet")
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--restored",
+        str(restored),
+        "--gt",
+        str(gt),
+        "--metrics",
+        "psnr,lpips,fid",
+        "--no-download",
+        "-o",
+        str(report),
+        "--quiet",
+    )
     assert code == 1  # stray.png and big.png skipped; a metric without weights is no skipped input
     assert "lpips not computed" in err and "alexnet-owt-7be5be79.pth" in err
     assert "fid not computed" in err and "pt_inception-2015-12-05-6726825d.pth" in err
@@ -84,7 +118,22 @@ def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys
 def test_identity_and_landmark_columns(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "face.md"
-    assert run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd", "-o", str(report), "--quiet")[0] == 1  # 2 skipped
+    assert (
+        run(
+            capsys,
+            "evaluate",
+            "--restored",
+            str(restored),
+            "--gt",
+            str(gt),
+            "--metrics",
+            "ids,lmd",
+            "-o",
+            str(report),
+            "--quiet",
+        )[0]
+        == 1
+    )  # 2 skipped
     rows = list(csv.DictReader(report.with_suffix(".csv").open()))
     assert {"ids", "ids_cos", "lmd", "lmd_norm"} <= set(rows[0])
     ids = [float(r["ids"]) for r in rows]
@@ -106,8 +155,13 @@ def test_bad_input_is_one_line_error(case, tmp_path, capsys, folders):
         "no-mode": [],
     }[case]
     code, out, err = run(capsys, "evaluate", *argv, "-o", str(tmp_path / "r.md"), "--quiet")
-    expected = {"names": "none of its 1 file names matches", "empty": "no images", "missing": "no such folder",
-                "unknown-metric": "unknown metric(s) ifqa", "no-mode": "give --restored DIR"}[case]
+    expected = {
+        "names": "none of its 1 file names matches",
+        "empty": "no images",
+        "missing": "no such folder",
+        "unknown-metric": "unknown metric(s) ifqa",
+        "no-mode": "give --restored DIR",
+    }[case]
     assert code == 2
     assert err.startswith("poseface: error: ") and expected in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -129,20 +183,39 @@ def tiny_weights(tmp_path):
     from poseface.models import ModelConfig, PoseFaceNet, save_model
 
     torch.manual_seed(0)
-    config = ModelConfig(size=32, style_dim=32, narrow=1 / 32, channel_multiplier=1,
-                         face_template=((10, 12), (22, 12), (16, 17), (11, 23), (21, 23)))
+    config = ModelConfig(
+        size=32,
+        style_dim=32,
+        narrow=1 / 32,
+        channel_multiplier=1,
+        face_template=((10, 12), (22, 12), (16, 17), (11, 23), (21, 23)),
+    )
     return save_model(PoseFaceNet(config), tmp_path / "tiny.safetensors")
 
 
 def test_benchmark_command(tiny_weights, tmp_path, capsys):
-    code, out, err = run(capsys, "benchmark", "--weights", str(tiny_weights), "--warmup", "0", "--runs", "2",
-                         "-o", str(tmp_path / "bench.md"))
+    code, out, err = run(
+        capsys,
+        "benchmark",
+        "--weights",
+        str(tiny_weights),
+        "--warmup",
+        "0",
+        "--runs",
+        "2",
+        "-o",
+        str(tmp_path / "bench.md"),
+    )
     assert code == 0, err
     assert "| tiny |" in out and "s / face" in out and "MMRBs" in out
     assert (tmp_path / "bench.md").read_text().startswith("# Benchmark")
     (tmp_path / "bench.md").write_text("my notes")
-    code, _, err = run(capsys, "benchmark", "--weights", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "bench.md"))
-    assert code == 2 and "bench.md: already exists and was kept; pass --overwrite" in err  # checked before the model loads
+    code, _, err = run(
+        capsys, "benchmark", "--weights", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "bench.md")
+    )
+    assert (
+        code == 2 and "bench.md: already exists and was kept; pass --overwrite" in err
+    )  # checked before the model loads
     assert (tmp_path / "bench.md").read_text() == "my notes"
 
 
@@ -150,16 +223,37 @@ def test_benchmark_command(tiny_weights, tmp_path, capsys):
 def test_model_mode_compares_models_and_baselines(sr, tiny_weights, tmp_path, capsys, astronaut):
     hq = tmp_path / "hq"
     for index in range(3):
-        write_image(hq / f"p{index}.png", cv2.resize(astronaut[40 + 10 * index:240, 120:320], (64, 64), interpolation=cv2.INTER_AREA))
+        write_image(
+            hq / f"p{index}.png",
+            cv2.resize(astronaut[40 + 10 * index : 240, 120:320], (64, 64), interpolation=cv2.INTER_AREA),
+        )
     report = tmp_path / "cmp" / "table.md"
-    argv = ["evaluate", "--weights", str(tiny_weights), "--labels", "tiny-random", "--hq", str(hq), "--degrade-seed", "3",
-            "--metrics", "psnr,ssim", "-o", str(report), "--quiet", "--grid-rows", "2"] + (["--sr", str(sr)] if sr else [])
+    argv = [
+        "evaluate",
+        "--weights",
+        str(tiny_weights),
+        "--labels",
+        "tiny-random",
+        "--hq",
+        str(hq),
+        "--degrade-seed",
+        "3",
+        "--metrics",
+        "psnr,ssim",
+        "-o",
+        str(report),
+        "--quiet",
+        "--grid-rows",
+        "2",
+    ] + (["--sr", str(sr)] if sr else [])
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     lines = report.read_text().splitlines()
     # bicubic up-sampling is a separate row only when the inputs are smaller than the ground truth
-    methods = ["input", "bicubic", "classical", "tiny-random", "gt"] if sr else ["input", "classical", "tiny-random", "gt"]
-    assert [line.split("|")[1].strip() for line in lines[4:4 + len(methods)]] == methods
+    methods = (
+        ["input", "bicubic", "classical", "tiny-random", "gt"] if sr else ["input", "classical", "tiny-random", "gt"]
+    )
+    assert [line.split("|")[1].strip() for line in lines[4 : 4 + len(methods)]] == methods
     assert "| gt | inf | 1.0000 | 3 |" in report.read_text()  # the reference row is never marked best
     grid = cv2.imread(str(tmp_path / "cmp" / "table_grid.png"))
     assert grid is not None and grid.shape[1] > grid.shape[0]  # 5-6 columns, 2 rows
@@ -178,8 +272,21 @@ def test_model_mode_refuses_a_foreign_work_dir(tmp_path, capsys, astronaut):
     write_image(hq / "a.png", astronaut[:64, :64])
     work = tmp_path / "mine"
     write_image(work / "precious.png", astronaut[:8, :8])
-    code, _, err = run(capsys, "evaluate", "--hq", str(hq), "--degrade-seed", "1", "--work-dir", str(work),
-                       "--metrics", "psnr", "-o", str(tmp_path / "r.md"), "--quiet")
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--hq",
+        str(hq),
+        "--degrade-seed",
+        "1",
+        "--work-dir",
+        str(work),
+        "--metrics",
+        "psnr",
+        "-o",
+        str(tmp_path / "r.md"),
+        "--quiet",
+    )
     assert code == 2 and "not made by `poseface evaluate`" in err
     assert (work / "precious.png").is_file()
 
@@ -187,8 +294,21 @@ def test_model_mode_refuses_a_foreign_work_dir(tmp_path, capsys, astronaut):
 def test_bad_arcface_file_keeps_dlib_ids_and_lmd(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "arc.md"
-    code, _, err = run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "ids,lmd",
-                       "--arcface-weights", str(tmp_path / "missing_arcface.pth"), "-o", str(report), "--quiet")
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--restored",
+        str(restored),
+        "--gt",
+        str(gt),
+        "--metrics",
+        "ids,lmd",
+        "--arcface-weights",
+        str(tmp_path / "missing_arcface.pth"),
+        "-o",
+        str(report),
+        "--quiet",
+    )
     assert code == 1  # stray.png and big.png skipped
     assert "ids_arcface not computed" in err and "missing_arcface.pth" in err
     assert "| IDS ↓ | IDS cos ↓ | LMD px ↓" in report.read_text()
@@ -201,7 +321,11 @@ def test_fid_stats_command_offline_is_one_line(folders, tmp_path, capsys, offlin
     assert not (tmp_path / "s.npz").exists()
     (tmp_path / "s.npz").write_bytes(b"my statistics")
     code, _, err = run(capsys, "fid-stats", str(gt), "-o", str(tmp_path / "s.npz"), "--no-download")
-    assert code == 2 and err == f"poseface: error: {tmp_path / 's.npz'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    assert (
+        code == 2
+        and err
+        == f"poseface: error: {tmp_path / 's.npz'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    )
     assert (tmp_path / "s.npz").read_bytes() == b"my statistics"
 
 
@@ -217,8 +341,23 @@ def test_folder_statistics_with_a_stand_in_network(folders):
 
 def test_model_mode_on_utkface(utkface_tar, tmp_path, capsys):
     report = tmp_path / "utk.md"
-    code, out, err = run(capsys, "evaluate", "--hq", str(utkface_tar), "--degrade-seed", "0", "--limit", "3", "--sr", "4",
-                         "--metrics", "psnr,ssim,niqe", "-o", str(report), "--quiet")
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        "--hq",
+        str(utkface_tar),
+        "--degrade-seed",
+        "0",
+        "--limit",
+        "3",
+        "--sr",
+        "4",
+        "--metrics",
+        "psnr,ssim,niqe",
+        "-o",
+        str(report),
+        "--quiet",
+    )
     assert code == 0, err
     rows = {line.split("|")[1].strip(): line for line in report.read_text().splitlines() if line.startswith("| ")}
     assert {"input", "bicubic", "gt"} <= set(rows)
@@ -236,20 +375,30 @@ def test_evaluate_exit_code_is_0_when_every_pair_is_evaluated_and_1_when_one_is_
     assert run(capsys, *argv, "-o", str(tmp_path / "all.md"))[0] == 0
 
 
-def test_evaluate_keeps_existing_reports_and_checks_the_output_before_any_metric(folders, tmp_path, capsys, monkeypatch):
+def test_evaluate_keeps_existing_reports_and_checks_the_output_before_any_metric(
+    folders, tmp_path, capsys, monkeypatch
+):
     from poseface.metrics import cli as metrics_cli
 
     restored, gt = folders
     argv = ["evaluate", "--restored", str(restored), "--gt", str(gt), "--metrics", "psnr", "--quiet"]
     (tmp_path / "r.csv").write_text("someone's table")
     code, _, err = run(capsys, *argv, "-o", str(tmp_path / "r.md"))
-    assert code == 2 and err == f"poseface: error: {tmp_path / 'r.csv'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    assert (
+        code == 2
+        and err
+        == f"poseface: error: {tmp_path / 'r.csv'}: already exists and was kept; pass --overwrite or choose another -o\n"
+    )
     assert (tmp_path / "r.csv").read_text() == "someone's table" and not (tmp_path / "r.md").exists()
-    monkeypatch.setattr(metrics_cli, "build_metrics", lambda *a, **k: pytest.fail("metrics loaded before the output was checked"))
+    monkeypatch.setattr(
+        metrics_cli, "build_metrics", lambda *a, **k: pytest.fail("metrics loaded before the output was checked")
+    )
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     code, _, err = run(capsys, *argv, "-o", str(a_file / "r.md"))
-    assert code == 2 and err.startswith(f"poseface: error: {a_file / 'r.md'}: cannot be created, {a_file} is a file; choose another -o")
+    assert code == 2 and err.startswith(
+        f"poseface: error: {a_file / 'r.md'}: cannot be created, {a_file} is a file; choose another -o"
+    )
     assert err.count("\n") == 1
 
 
@@ -264,4 +413,6 @@ def test_the_classical_baseline_denoises_at_the_measured_noise_level_and_sharpen
     assert out[:, 8:40].std() < 0.4 * noisy[:, 8:40].astype(np.float32).std()  # flat areas lose most of the noise
     profile = out[:, 40:56, 0].mean(axis=0)
     assert profile.min() < 85 and profile.max() > 175  # the unsharp mask overshoots on both sides of the edge
-    assert np.abs(classical_restoration(clean)[:, 8:40].astype(int) - 90).max() <= 1  # a clean flat area stays (NL-means works in Lab: +-1)
+    assert (
+        np.abs(classical_restoration(clean)[:, 8:40].astype(int) - 90).max() <= 1
+    )  # a clean flat area stays (NL-means works in Lab: +-1)

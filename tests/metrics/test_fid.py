@@ -5,8 +5,14 @@ from scipy import linalg
 
 from poseface.errors import PoseFaceError
 from poseface.metrics.fid import (
-    FIDInceptionV3, build_inception, feature_statistics, frechet_distance, frechet_distance_of_features,
-    inception_features, load_statistics, save_statistics,
+    FIDInceptionV3,
+    build_inception,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_of_features,
+    inception_features,
+    load_statistics,
+    save_statistics,
 )
 from poseface.metrics.suite import FIDMetric, MetricOptions
 
@@ -27,7 +33,9 @@ def test_frechet_distance_matches_direct_scipy_computation():
 
 def test_frechet_distance_in_one_dimension_is_the_closed_form():
     # N(m1, v1) vs N(m2, v2): (m1 - m2)^2 + (sqrt(v1) - sqrt(v2))^2
-    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) == pytest.approx(4 + 1)
+    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) == pytest.approx(
+        4 + 1
+    )
 
 
 def test_singular_covariances_still_give_a_finite_distance():
@@ -42,7 +50,9 @@ def test_distance_from_features_equals_distance_from_statistics(samples):
     rng = np.random.default_rng(samples)
     a = rng.normal(size=(samples, 12))
     b = rng.normal(size=(samples + 3, 12)) * 1.5 + 0.3
-    assert frechet_distance_of_features(a, b) == pytest.approx(frechet_distance(*feature_statistics(a), *feature_statistics(b)), rel=1e-7)
+    assert frechet_distance_of_features(a, b) == pytest.approx(
+        frechet_distance(*feature_statistics(a), *feature_statistics(b)), rel=1e-7
+    )
 
 
 def test_dimension_mismatch_is_an_error():
@@ -64,8 +74,14 @@ def random_inception() -> FIDInceptionV3:
 
 def test_inception_keeps_the_pytorch_fid_layout(random_inception):
     state = random_inception.state_dict()
-    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_var", "Mixed_5b.branch_pool.conv.weight",
-                "Mixed_6e.branch7x7dbl_5.conv.weight", "Mixed_7c.branch3x3dbl_3b.bn.bias", "fc.weight"):
+    for key in (
+        "Conv2d_1a_3x3.conv.weight",
+        "Conv2d_1a_3x3.bn.running_var",
+        "Mixed_5b.branch_pool.conv.weight",
+        "Mixed_6e.branch7x7dbl_5.conv.weight",
+        "Mixed_7c.branch3x3dbl_3b.bn.bias",
+        "fc.weight",
+    ):
         assert key in state
     assert state["fc.weight"].shape == (1008, 2048)
     assert state["Mixed_6b.branch7x7_1.conv.weight"].shape == (128, 768, 1, 1)
@@ -101,7 +117,9 @@ def test_fid_metric_plumbing(tmp_path):
     # the metric's value is the Frechet distance of the two feature sets
     features_r = inception_features(random_inception, np.stack([255 - g for g in gts]))
     features_g = inception_features(random_inception, np.stack(gts))
-    assert other.finish()["fid"] == pytest.approx(frechet_distance(*feature_statistics(features_r), *feature_statistics(features_g)), rel=1e-6)
+    assert other.finish()["fid"] == pytest.approx(
+        frechet_distance(*feature_statistics(features_r), *feature_statistics(features_g)), rel=1e-6
+    )
     # against a statistics file instead of the ground-truth set
     mu, sigma = feature_statistics(inception_features(random_inception, np.stack(gts)))
     stats = save_statistics(tmp_path / "ref.npz", mu, sigma)

@@ -2,7 +2,13 @@ import cv2
 import numpy as np
 import pytest
 
-from poseface.metrics.identity import SAME_PERSON_THRESHOLD, face_distances, find_face_box, identity_distance, landmark_distance
+from poseface.metrics.identity import (
+    SAME_PERSON_THRESHOLD,
+    face_distances,
+    find_face_box,
+    identity_distance,
+    landmark_distance,
+)
 
 
 def degrade(image: np.ndarray) -> np.ndarray:
@@ -59,7 +65,11 @@ def test_arcface_distance_plumbing_with_random_weights(astronaut):
 def test_batched_ids_matches_dlib_per_image(astronaut):
     from poseface.metrics.identity import BatchedIdentityDistance
 
-    pairs = [(degrade(astronaut), astronaut), (astronaut, astronaut), (np.ascontiguousarray(astronaut[:, ::-1]), astronaut)]
+    pairs = [
+        (degrade(astronaut), astronaut),
+        (astronaut, astronaut),
+        (np.ascontiguousarray(astronaut[:, ::-1]), astronaut),
+    ]
     batched = BatchedIdentityDistance(batch_size=4)([p[0] for p in pairs], [p[1] for p in pairs])
     for (restored, gt), values in zip(pairs, batched):
         reference = identity_distance(restored, gt)

@@ -53,14 +53,21 @@ def test_pristine_model_has_the_official_shapes():
 def test_matlab_imresize_matches_reference_values():
     # BasicSR's port of MATLAB imresize (bicubic, antialiasing) on a 6x8 ramp, computed once.
     ramp = np.arange(48, dtype=np.float64).reshape(6, 8) / 47.0
-    half = np.array([[0.086021, 0.129405, 0.172457, 0.215841],
-                     [0.43509, 0.478474, 0.521526, 0.56491],
-                     [0.784159, 0.827543, 0.870595, 0.913979]])
+    half = np.array(
+        [
+            [0.086021, 0.129405, 0.172457, 0.215841],
+            [0.43509, 0.478474, 0.521526, 0.56491],
+            [0.784159, 0.827543, 0.870595, 0.913979],
+        ]
+    )
     np.testing.assert_allclose(imresize(ramp, 0.5), half, atol=2e-6)
     double = imresize(ramp, 2.0)
     assert double.shape == (12, 16)
-    np.testing.assert_allclose(double[:2, :5], [[-0.017952, -0.012134, -0.000499, 0.010638, 0.021277],
-                                                [0.02859, 0.034408, 0.046044, 0.057181, 0.067819]], atol=2e-6)
+    np.testing.assert_allclose(
+        double[:2, :5],
+        [[-0.017952, -0.012134, -0.000499, 0.010638, 0.021277], [0.02859, 0.034408, 0.046044, 0.057181, 0.067819]],
+        atol=2e-6,
+    )
 
 
 def test_matlab_imresize_keeps_constants_and_sizes():

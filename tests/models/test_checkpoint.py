@@ -7,7 +7,13 @@ from poseface.cli import main
 from poseface.errors import PoseFaceError
 from poseface.models import ModelConfig, PoseFaceNet, load_model, save_model
 
-CONFIG = ModelConfig(size=32, style_dim=32, narrow=1 / 32, channel_multiplier=1, face_template=((10, 12), (22, 12), (16, 17), (11, 23), (21, 23)))
+CONFIG = ModelConfig(
+    size=32,
+    style_dim=32,
+    narrow=1 / 32,
+    channel_multiplier=1,
+    face_template=((10, 12), (22, 12), (16, 17), (11, 23), (21, 23)),
+)
 
 
 def randomised_model():
@@ -35,7 +41,7 @@ def test_round_trip_gives_identical_outputs_and_config(tmp_path):
 def test_file_is_safetensors_not_pickle(tmp_path):
     path = save_model(randomised_model(), tmp_path / "m.safetensors")
     header_length = int.from_bytes(path.read_bytes()[:8], "little")
-    header = json.loads(path.read_bytes()[8: 8 + header_length])
+    header = json.loads(path.read_bytes()[8 : 8 + header_length])
     assert "poseface" in header["__metadata__"]
 
 
@@ -64,8 +70,8 @@ def test_bad_weights_files_are_one_line_errors(tmp_path):
 
 
 def test_tampered_weights_are_detected(tmp_path):
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     path = save_model(randomised_model(), tmp_path / "m.safetensors")
     with safe_open(str(path), framework="pt") as f:
@@ -99,7 +105,16 @@ def test_info_command_prints_parts_and_gflops(tmp_path, capsys):
     config.write_text("model:\n  size: 32\n  style_dim: 32\n  narrow: 0.03125\n  channel_multiplier: 1\n")
     assert main(["info", str(config)]) == 0
     out = capsys.readouterr().out
-    for part in ("encoder", "MMRBs", "decoder", "mapping MLP", "synthesis", "global discriminator", "local discriminators", "GFLOPs"):
+    for part in (
+        "encoder",
+        "MMRBs",
+        "decoder",
+        "mapping MLP",
+        "synthesis",
+        "global discriminator",
+        "local discriminators",
+        "GFLOPs",
+    ):
         assert part in out
 
 
@@ -160,7 +175,9 @@ def test_export_refuses_an_unwritable_output_before_reading_the_source(tmp_path,
     a_file.write_text("x")
     assert main(["export", str(tmp_path / "missing.safetensors"), "-o", str(a_file / "m.safetensors")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"poseface: error: {a_file / 'm.safetensors'}: cannot be created, {a_file} is a file; choose another -o")
+    assert err.startswith(
+        f"poseface: error: {a_file / 'm.safetensors'}: cannot be created, {a_file} is a file; choose another -o"
+    )
     assert err.count("\n") == 1
 
 
@@ -189,7 +206,9 @@ def test_shipped_bundled_model_matches_its_released_checksum_and_template():
     assert len(BUNDLED_SHA256) == 64, "a shipped model needs its sha256 in poseface.models.BUNDLED_SHA256"
     model = load_model(bundled_weights())
     template = model.config.template()
-    assert model.config.size == 128 and abs((template[1][0] - template[0][0]) - 49.6) < 0.5  # UTKFace crops' eye distance
+    assert (
+        model.config.size == 128 and abs((template[1][0] - template[0][0]) - 49.6) < 0.5
+    )  # UTKFace crops' eye distance
 
 
 def flipped(data: bytes, index: int) -> bytes:

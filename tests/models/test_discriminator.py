@@ -1,7 +1,13 @@
 import torch
 
 from poseface.models.config import ModelConfig
-from poseface.models.discriminator import ComponentDiscriminator, GlobalDiscriminator, build_discriminators, freeze_d, minibatch_stddev
+from poseface.models.discriminator import (
+    ComponentDiscriminator,
+    GlobalDiscriminator,
+    build_discriminators,
+    freeze_d,
+    minibatch_stddev,
+)
 
 
 def test_minibatch_stddev_against_direct_computation():

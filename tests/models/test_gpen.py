@@ -75,7 +75,14 @@ def test_shape_mismatch_names_the_key(gpen_parity_dir, tmp_path):
 
 def test_cli_convert_writes_our_format_and_keeps_outputs(gpen_parity_dir, tmp_path, capsys):
     out = tmp_path / "gpen64.safetensors"
-    args = ["convert-gpen", str(gpen_parity_dir / "generator.pth"), "-d", str(gpen_parity_dir / "discriminator.pth"), "-o", str(out)]
+    args = [
+        "convert-gpen",
+        str(gpen_parity_dir / "generator.pth"),
+        "-d",
+        str(gpen_parity_dir / "discriminator.pth"),
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     assert out.is_file() and out.with_suffix(".json").is_file() and (tmp_path / "gpen64-D.safetensors").is_file()
     io = torch.load(gpen_parity_dir / "io.pth", weights_only=True)

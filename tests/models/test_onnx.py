@@ -18,12 +18,18 @@ from poseface.errors import PoseFaceError
 from poseface.models.stylegan2 import ModulatedConv2d
 
 HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime"))
-needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="needs onnx, onnxscript and onnxruntime (pip install 'poseface[onnx]')")
+needs_onnx = pytest.mark.skipif(
+    not HAVE_ONNX, reason="needs onnx, onnxscript and onnxruntime (pip install 'poseface[onnx]')"
+)
 
 
 def conv_variants() -> list[ModulatedConv2d]:
     torch.manual_seed(0)
-    convs = [ModulatedConv2d(6, 5, 3, 16), ModulatedConv2d(6, 5, 3, 16, upsample=True), ModulatedConv2d(6, 3, 1, 16, demodulate=False)]
+    convs = [
+        ModulatedConv2d(6, 5, 3, 16),
+        ModulatedConv2d(6, 5, 3, 16, upsample=True),
+        ModulatedConv2d(6, 3, 1, 16, demodulate=False),
+    ]
     for conv in convs:
         with torch.no_grad():
             conv.modulation.bias.uniform_(0.5, 1.5)
@@ -46,7 +52,9 @@ def test_modulate_is_chosen_by_the_argument_not_by_autograd(monkeypatch, grad):
     conv = conv_variants()[0]
     calls = []
     original = ModulatedConv2d._conv
-    monkeypatch.setattr(ModulatedConv2d, "_conv", lambda self, x, weight: calls.append(x.shape[0]) or original(self, x, weight))
+    monkeypatch.setattr(
+        ModulatedConv2d, "_conv", lambda self, x, weight: calls.append(x.shape[0]) or original(self, x, weight)
+    )
     x, w = torch.randn(3, 6, 8, 8), torch.randn(3, 16)
     with torch.set_grad_enabled(grad):
         conv(x, w, modulate="activations")
@@ -161,7 +169,9 @@ def test_export_command_errors_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # none of onnx, onnxscript, onnxruntime
     assert main(["export", "--onnx", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "needs onnx, onnxscript, onnxruntime; pip install onnx onnxscript onnxruntime" in err and err.count("\n") == 1
+    assert (
+        "needs onnx, onnxscript, onnxruntime; pip install onnx onnxscript onnxruntime" in err and err.count("\n") == 1
+    )
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -174,7 +184,9 @@ def test_missing_onnxruntime_says_how_to_install_it(tmp_path, monkeypatch):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\0")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
-    with pytest.raises(PoseFaceError, match=r"model.onnx: running an ONNX model needs onnxruntime; pip install onnxruntime"):
+    with pytest.raises(
+        PoseFaceError, match=r"model.onnx: running an ONNX model needs onnxruntime; pip install onnxruntime"
+    ):
         load_restoration_model(path, "cpu")
 
 
@@ -199,9 +211,12 @@ def test_an_onnx_file_without_poseface_metadata_is_refused(tmp_path):
     from poseface.models.onnx_backend import load_onnx_model
 
     shape = ["n", 3, 128, 128]
-    graph = helper.make_graph([helper.make_node("Identity", ["faces"], ["restored"])], "identity",
-                              [helper.make_tensor_value_info("faces", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("restored", TensorProto.FLOAT, shape)])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["faces"], ["restored"])],
+        "identity",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("restored", TensorProto.FLOAT, shape)],
+    )
     path = tmp_path / "identity.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     with pytest.raises(PoseFaceError, match="identity.onnx: an ONNX model without PoseFace metadata"):
@@ -220,7 +235,9 @@ def test_corrupt_onnx_files_are_one_line_errors(tmp_path, bundled_onnx, capsys):
     photo = tmp_path / "face.png"
     Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photo)
     for path in (garbage, truncated):
-        assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--weights", str(path), "--device", "cpu"]) == 2
+        assert (
+            main(["restore", str(photo), "-o", str(tmp_path / "out"), "--weights", str(path), "--device", "cpu"]) == 2
+        )
         err = capsys.readouterr().err
         assert err.startswith(f"poseface: error: {path}: not a readable ONNX model") and err.count("\n") == 1
         assert "re-export it with `poseface export --onnx`" in err

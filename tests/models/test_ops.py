@@ -11,7 +11,7 @@ def reference_upfirdn2d(x, kernel, up, down, pad0, pad1):
     out = out.reshape(n * c, 1, h, 1, w, 1)
     out = F.pad(out, [0, up - 1, 0, 0, 0, up - 1]).reshape(n * c, 1, h * up, w * up)
     out = F.pad(out, [max(pad0, 0), max(pad1, 0), max(pad0, 0), max(pad1, 0)])
-    out = out[:, :, max(-pad0, 0): out.shape[2] - max(-pad1, 0), max(-pad0, 0): out.shape[3] - max(-pad1, 0)]
+    out = out[:, :, max(-pad0, 0) : out.shape[2] - max(-pad1, 0), max(-pad0, 0) : out.shape[3] - max(-pad1, 0)]
     out = F.conv2d(out, torch.flip(kernel, [0, 1])[None, None])
     out = out[:, :, ::down, ::down]
     return out.reshape(n, c, out.shape[2], out.shape[3])

@@ -34,7 +34,11 @@ def test_load_exact_names_missing_unexpected_and_reshaped_keys():
     with pytest.raises(PoseFaceError) as info:
         load_exact(module, state, "model.pth", "Linear", fix="use the right file")
     message = str(info.value)
-    assert message.startswith("model.pth: does not fit the Linear layout: 1 missing (e.g. bias), 1 unexpected (e.g. extra)")
-    assert "1 with other shapes (e.g. weight: (2, 4), needs (2, 3))" in message and message.endswith("; use the right file")
+    assert message.startswith(
+        "model.pth: does not fit the Linear layout: 1 missing (e.g. bias), 1 unexpected (e.g. extra)"
+    )
+    assert "1 with other shapes (e.g. weight: (2, 4), needs (2, 3))" in message and message.endswith(
+        "; use the right file"
+    )
     load_exact(module, {"weight": torch.ones(2, 3, dtype=torch.float16), "bias": torch.ones(2)}, "model.pth", "Linear")
     assert module.weight.dtype == torch.float32 and bool((module.weight == 1).all())

@@ -8,15 +8,15 @@ def per_sample_modconv(conv: ModulatedConv2d, x, w):
     """Direct StyleGAN2 formulation: build each sample's modulated, demodulated weight and convolve."""
     outs = []
     for i in range(x.shape[0]):
-        s = conv.modulation(w[i: i + 1])[0]  # (in,)
+        s = conv.modulation(w[i : i + 1])[0]  # (in,)
         weight = conv.scale * conv.weight[0] * s.view(1, -1, 1, 1)
         if conv.demodulate:
             weight = weight / torch.sqrt(weight.pow(2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
         if conv.upsample:
-            out = F.conv_transpose2d(x[i: i + 1], weight.transpose(0, 1), stride=2)
+            out = F.conv_transpose2d(x[i : i + 1], weight.transpose(0, 1), stride=2)
             out = conv.blur(out)
         else:
-            out = F.conv2d(x[i: i + 1], weight, padding=conv.padding)
+            out = F.conv2d(x[i : i + 1], weight, padding=conv.padding)
         outs.append(out)
     return torch.cat(outs)
 
@@ -58,7 +58,9 @@ def test_noise_branch_concatenates_scaled_feature_and_bias_covers_it():
     out = layer(x, w, feature)
     assert out.shape == (2, 6, 8, 8)
     conv_out = layer.conv(x, w)
-    expected = F.leaky_relu(torch.cat([conv_out, 0.5 * feature], 1) + layer.activate.bias.view(1, 6, 1, 1), 0.2) * 2**0.5
+    expected = (
+        F.leaky_relu(torch.cat([conv_out, 0.5 * feature], 1) + layer.activate.bias.view(1, 6, 1, 1), 0.2) * 2**0.5
+    )
     assert torch.allclose(out, expected, atol=1e-6)
 
 

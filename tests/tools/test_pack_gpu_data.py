@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import io
 import json
 import tarfile
 from pathlib import Path
@@ -46,30 +45,65 @@ def source(tmp_path: Path) -> dict[str, Path]:
             image_path = tmp_path / "image.png"
             write_image(image_path, rng.integers(0, 256, (200, 200, 3), dtype=np.uint8))
             archive.add(image_path, arcname=name)
-    landmarks = {"format": "poseface-landmarks-68", "version": 1, "source": str(tar_path), "predictor": "test",
-                 "faces": {n: {"size": [200, 200], "method": "hog", "points": face_points(rng)} for n in names},
-                 "no_face": {}, "unreadable": []}
+    landmarks = {
+        "format": "poseface-landmarks-68",
+        "version": 1,
+        "source": str(tar_path),
+        "predictor": "test",
+        "faces": {n: {"size": [200, 200], "method": "hog", "points": face_points(rng)} for n in names},
+        "no_face": {},
+        "unreadable": [],
+    }
     (tmp_path / "landmarks.json").write_text(json.dumps(landmarks))
     train = [n for n in names if not in_validation_split(n, 0.1)]
     (tmp_path / "keep.json").write_text(json.dumps(rank(train, list(rng.random(len(train))), 0.5, 128).to_json()))
     (tmp_path / "dlib.dat").write_bytes(b"dlib")
-    return {"tar": tar_path, "landmarks": tmp_path / "landmarks.json", "keep": tmp_path / "keep.json", "dlib": tmp_path / "dlib.dat"}
+    return {
+        "tar": tar_path,
+        "landmarks": tmp_path / "landmarks.json",
+        "keep": tmp_path / "keep.json",
+        "dlib": tmp_path / "dlib.dat",
+    }
 
 
 def arguments(source: dict[str, Path], out: Path, budget_mib: float = 10.0) -> argparse.Namespace:
-    return argparse.Namespace(source=str(source["tar"]), keep=str(source["keep"]), landmarks=str(source["landmarks"]),
-                              out=str(out), size=128, quality=95, budget_mib=budget_mib, val_fraction=0.1,
-                              dlib_weights=str(source["dlib"]), limit=None)
+    return argparse.Namespace(
+        source=str(source["tar"]),
+        keep=str(source["keep"]),
+        landmarks=str(source["landmarks"]),
+        out=str(out),
+        size=128,
+        quality=95,
+        budget_mib=budget_mib,
+        val_fraction=0.1,
+        dlib_weights=str(source["dlib"]),
+        limit=None,
+    )
 
 
 def test_packed_faces_load_with_the_same_split_and_boxes(source, tmp_path):
     manifest = load_tool().pack(arguments(source, tmp_path / "pack"))
     keep = json.loads(source["keep"].read_text())
     assert manifest["faces"]["train"] == len(keep["kept"])
-    packed = FaceDataset(tmp_path / "pack" / "faces.tar", 128, "paper", landmarks=tmp_path / "pack" / "landmarks.json",
-                         split="train", val_fraction=0.1, augment_flip=False)
-    original = FaceDataset(source["tar"], 128, "paper", landmarks=source["landmarks"], split="train", val_fraction=0.1,
-                           augment_flip=False, keep_names=set(keep["kept"]))
+    packed = FaceDataset(
+        tmp_path / "pack" / "faces.tar",
+        128,
+        "paper",
+        landmarks=tmp_path / "pack" / "landmarks.json",
+        split="train",
+        val_fraction=0.1,
+        augment_flip=False,
+    )
+    original = FaceDataset(
+        source["tar"],
+        128,
+        "paper",
+        landmarks=source["landmarks"],
+        split="train",
+        val_fraction=0.1,
+        augment_flip=False,
+        keep_names=set(keep["kept"]),
+    )
     assert packed.source.names == sorted(packed.source.names) and len(packed) == len(original)
     for index in range(len(packed)):
         a, b = packed[index], original[index]

@@ -2,7 +2,6 @@
 checksum of its weights."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -24,7 +23,11 @@ for step, batch in zip(range(3), trainer.loader()):
     batches.append(sorted(batch["name"]))
     trainer.train_step(batch)
     trainer.step += 1
-sums = {name: float(sum(p.double().sum() for p in module.parameters()))
-        for name, module in (("g", trainer.model), ("d", trainer.d_global), ("local", trainer.d_locals))}
-(out / f"rank{process.rank}.json").write_text(json.dumps({"sums": sums, "batches": batches, "world": process.world_size}))
+sums = {
+    name: float(sum(p.double().sum() for p in module.parameters()))
+    for name, module in (("g", trainer.model), ("d", trainer.d_global), ("local", trainer.d_locals))
+}
+(out / f"rank{process.rank}.json").write_text(
+    json.dumps({"sums": sums, "batches": batches, "world": process.world_size})
+)
 cleanup()

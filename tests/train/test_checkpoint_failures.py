@@ -33,7 +33,9 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize("code, fix", [(errno.ENOSPC, "free space"), (errno.EROFS, "make {out} writable")])
-def test_a_failed_checkpoint_write_is_one_line_and_resume_continues_from_the_last_complete_one(code, fix, make_trainer, tmp_path, monkeypatch):
+def test_a_failed_checkpoint_write_is_one_line_and_resume_continues_from_the_last_complete_one(
+    code, fix, make_trainer, tmp_path, monkeypatch
+):
     straight = make_trainer(out_dir=tmp_path / "a", checkpoint_every=2)
     straight.fit(max_steps=4, progress=False)
     out = tmp_path / "b"
@@ -43,8 +45,10 @@ def test_a_failed_checkpoint_write_is_one_line_and_resume_continues_from_the_las
     with pytest.raises(PoseFaceError) as failure:
         run.fit(max_steps=2, progress=False)
     root = out / "checkpoints"
-    assert str(failure.value) == (f"{root / 'step-00000004'}: could not be written ({os.strerror(code)}); {fix.format(out=out)} "
-                                  f"and resume with --resume: the last complete checkpoint is {root / 'step-00000002'}")
+    assert str(failure.value) == (
+        f"{root / 'step-00000004'}: could not be written ({os.strerror(code)}); {fix.format(out=out)} "
+        f"and resume with --resume: the last complete checkpoint is {root / 'step-00000002'}"
+    )
     assert sorted(os.listdir(root)) == ["latest", "step-00000002"]  # the half-written folder is gone
     monkeypatch.undo()
     resumed = make_trainer(out_dir=out, resume=True, checkpoint_every=2)
@@ -55,7 +59,9 @@ def test_a_failed_checkpoint_write_is_one_line_and_resume_continues_from_the_las
 
 def test_a_failed_first_checkpoint_says_there_is_none_to_resume_from(make_trainer, tmp_path, monkeypatch):
     fail_on_second_write(monkeypatch, errno.ENOSPC)
-    with pytest.raises(PoseFaceError, match=r"the last complete checkpoint is none yet \(start again without --resume\)$"):
+    with pytest.raises(
+        PoseFaceError, match=r"the last complete checkpoint is none yet \(start again without --resume\)$"
+    ):
         make_trainer(checkpoint_every=1).fit(max_steps=1, progress=False)
 
 
@@ -69,8 +75,10 @@ def test_a_read_only_output_folder_while_logging_is_one_line(make_trainer, tmp_p
     monkeypatch.setattr(Trainer, "_log_csv", read_only)
     with pytest.raises(PoseFaceError) as failure:
         make_trainer(out_dir=out, checkpoint_every=1).fit(max_steps=1, progress=False)
-    assert str(failure.value) == (f"{log}: could not be written (Read-only file system); make {out} writable and resume with --resume: "
-                                  "the last complete checkpoint is none yet (start again without --resume)")
+    assert str(failure.value) == (
+        f"{log}: could not be written (Read-only file system); make {out} writable and resume with --resume: "
+        "the last complete checkpoint is none yet (start again without --resume)"
+    )
 
 
 def test_other_os_errors_are_not_reported_as_output_errors(make_trainer, tmp_path, monkeypatch):
@@ -82,10 +90,17 @@ def test_other_os_errors_are_not_reported_as_output_errors(make_trainer, tmp_pat
         make_trainer(checkpoint_every=1).fit(max_steps=1, progress=False)
 
 
-@pytest.mark.parametrize("name, reason", [("generator.safetensors", "not a readable safetensors file"),
-                                          ("d_locals.safetensors", "not a readable safetensors file"),
-                                          ("state.pt", "unreadable training state")])
-def test_a_truncated_checkpoint_file_on_resume_is_one_line_naming_it_and_the_earlier_checkpoint(name, reason, make_trainer, tmp_path):
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("generator.safetensors", "not a readable safetensors file"),
+        ("d_locals.safetensors", "not a readable safetensors file"),
+        ("state.pt", "unreadable training state"),
+    ],
+)
+def test_a_truncated_checkpoint_file_on_resume_is_one_line_naming_it_and_the_earlier_checkpoint(
+    name, reason, make_trainer, tmp_path
+):
     out = tmp_path / "run"
     make_trainer(out_dir=out, checkpoint_every=2).fit(max_steps=4, progress=False)
     root = out / "checkpoints"
@@ -95,7 +110,9 @@ def test_a_truncated_checkpoint_file_on_resume_is_one_line_naming_it_and_the_ear
         make_trainer(out_dir=out, resume=True, checkpoint_every=2)
     message = str(failure.value)
     assert message.startswith(f"{damaged}: {reason} (") and "\n" not in message
-    assert message.endswith(f"the checkpoint is damaged: delete {root / 'step-00000004'} (--resume then continues from {root / 'step-00000002'})")
+    assert message.endswith(
+        f"the checkpoint is damaged: delete {root / 'step-00000004'} (--resume then continues from {root / 'step-00000002'})"
+    )
     shutil.rmtree(root / "step-00000004")  # what the message asks
     assert make_trainer(out_dir=out, resume=True, checkpoint_every=2).step == 2
 

@@ -1,10 +1,26 @@
+import math
+from pathlib import Path
+
 import pytest
 
+from poseface.data.degradation import DegradationConfig
+from poseface.losses.config import LossConfig
+from poseface.models.config import ModelConfig
 from poseface.train.config import DataConfig, TrainConfig
 
 
-@pytest.mark.parametrize("field, value", [("log_every", 0), ("checkpoint_every", 0), ("val_every", 0), ("image_every", 0),
-                                          ("lr_codec", -1e-3), ("lr_global_d", float("nan")), ("grad_clip", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("log_every", 0),
+        ("checkpoint_every", 0),
+        ("val_every", 0),
+        ("image_every", 0),
+        ("lr_codec", -1e-3),
+        ("lr_global_d", float("nan")),
+        ("grad_clip", -1.0),
+    ],
+)
 def test_train_config_rejects_out_of_range(field, value):
     with pytest.raises(ValueError, match=f"train.{field}"):
         TrainConfig(**{field: value})
@@ -22,30 +38,52 @@ def test_defaults_are_valid():
 
 # --- losses, model and degradation: each field checked in its own dataclass, shown by the CLI as one line
 
-import math
-from pathlib import Path
-
-from poseface.data.degradation import DegradationConfig
-from poseface.losses.config import LossConfig
-from poseface.models.config import ModelConfig
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "small-128.yaml"
 
 
-@pytest.mark.parametrize("field, value", [("l1", float("nan")), ("global_adv", math.inf), ("face_preserving", -1.0),
-                                          ("r1_gamma", float("nan")), ("local_r1_gamma", -0.5), ("r1_every", 0),
-                                          ("eye_crop", 0), ("mouth_crop", -8), ("crop_reference_size", 0),
-                                          ("crop_sampling_ratio", 0), ("vgg_layer_weights", (1.0, 1.0, math.inf, 1.0, 1.0))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("l1", float("nan")),
+        ("global_adv", math.inf),
+        ("face_preserving", -1.0),
+        ("r1_gamma", float("nan")),
+        ("local_r1_gamma", -0.5),
+        ("r1_every", 0),
+        ("eye_crop", 0),
+        ("mouth_crop", -8),
+        ("crop_reference_size", 0),
+        ("crop_sampling_ratio", 0),
+        ("vgg_layer_weights", (1.0, 1.0, math.inf, 1.0, 1.0)),
+    ],
+)
 def test_loss_config_rejects_out_of_range(field, value):
     with pytest.raises(ValueError, match=rf"^losses\.{field}\b"):
         LossConfig(**{field: value})
 
 
-@pytest.mark.parametrize("field, value", [("size", 4), ("size", 100), ("size", 4096), ("style_dim", 0), ("n_mlp", -1),
-                                          ("channel_multiplier", 0.0), ("narrow", float("nan")), ("lr_mlp", 0.0),
-                                          ("decoder_width", -0.5), ("mmrb_expansion", 0), ("stddev_group", 0),
-                                          ("discriminator_narrow", math.inf), ("blur_kernel", ()), ("blur_kernel", (1, math.nan)),
-                                          ("face_template", ((0.0, 0.0),) * 4), ("face_template", ((10.0, 900.0),) * 5)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("size", 4),
+        ("size", 100),
+        ("size", 4096),
+        ("style_dim", 0),
+        ("n_mlp", -1),
+        ("channel_multiplier", 0.0),
+        ("narrow", float("nan")),
+        ("lr_mlp", 0.0),
+        ("decoder_width", -0.5),
+        ("mmrb_expansion", 0),
+        ("stddev_group", 0),
+        ("discriminator_narrow", math.inf),
+        ("blur_kernel", ()),
+        ("blur_kernel", (1, math.nan)),
+        ("face_template", ((0.0, 0.0),) * 4),
+        ("face_template", ((10.0, 900.0),) * 5),
+    ],
+)
 def test_model_config_rejects_out_of_range(field, value):
     with pytest.raises(ValueError, match=rf"^model\.{field}\b"):
         ModelConfig(**{field: value})
@@ -57,11 +95,23 @@ def test_model_config_rejects_channel_tables_the_network_cannot_build(narrow, pr
         ModelConfig(size=128, narrow=narrow)
 
 
-@pytest.mark.parametrize("field, value", [("blur_sigma", (0.1, math.inf)), ("motion_length", (math.nan, 5.0)),
-                                          ("noise_range", (10.0, 5.0)), ("jpeg_range", (0, 50)), ("jpeg_range", (5, 101)),
-                                          ("kernel_probs", (math.nan, 1.0, 1.0)), ("kernel_probs", (-1.0, 1.0, 1.0)),
-                                          ("color_jitter_shift", -1.0), ("color_jitter_shift", math.inf),
-                                          ("hflip_prob", 1.5), ("gray_prob", float("nan")), ("kernel_size", 40)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("blur_sigma", (0.1, math.inf)),
+        ("motion_length", (math.nan, 5.0)),
+        ("noise_range", (10.0, 5.0)),
+        ("jpeg_range", (0, 50)),
+        ("jpeg_range", (5, 101)),
+        ("kernel_probs", (math.nan, 1.0, 1.0)),
+        ("kernel_probs", (-1.0, 1.0, 1.0)),
+        ("color_jitter_shift", -1.0),
+        ("color_jitter_shift", math.inf),
+        ("hflip_prob", 1.5),
+        ("gray_prob", float("nan")),
+        ("kernel_size", 40),
+    ],
+)
 def test_degradation_config_rejects_out_of_range(field, value):
     with pytest.raises(ValueError, match=rf"^degradation\.{field}\b"):
         DegradationConfig(**{field: value})
@@ -73,12 +123,17 @@ def test_defaults_of_losses_model_and_degradation_are_valid():
     DegradationConfig()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("losses.l1=nan", "command line.losses: losses.l1 must be a finite number >= 0, got nan"),
-    ("model.lr_mlp=0", "command line.model: model.lr_mlp must be a finite number > 0, got 0.0"),
-    ("data.degradation.blur_sigma=[0.1,.inf]",
-     "command line.data.degradation: degradation.blur_sigma must be [low, high] with low <= high within >= 0.001, got [0.1, inf]"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("losses.l1=nan", "command line.losses: losses.l1 must be a finite number >= 0, got nan"),
+        ("model.lr_mlp=0", "command line.model: model.lr_mlp must be a finite number > 0, got 0.0"),
+        (
+            "data.degradation.blur_sigma=[0.1,.inf]",
+            "command line.data.degradation: degradation.blur_sigma must be [low, high] with low <= high within >= 0.001, got [0.1, inf]",
+        ),
+    ],
+)
 def test_a_bad_value_on_the_command_line_is_one_line_naming_the_key(override, message, tmp_path, capsys, monkeypatch):
     from poseface.cli import main
     from poseface.train import distributed

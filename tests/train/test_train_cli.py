@@ -15,4 +15,7 @@ def test_an_unwritable_out_dir_is_refused_before_training_starts(tmp_path, capsy
     a_file.write_text("x")
     assert main(["train", str(CONFIG), "--out-dir", str(a_file / "run")]) == 2
     err = capsys.readouterr().err
-    assert err == f"poseface: error: {a_file / 'run'}: cannot be created, {a_file} is a file; choose another output folder (--out-dir)\n"
+    assert (
+        err
+        == f"poseface: error: {a_file / 'run'}: cannot be created, {a_file} is a file; choose another output folder (--out-dir)\n"
+    )

@@ -1,9 +1,9 @@
 import copy
-import dataclasses
 import math
 import os
-import signal
 import shutil
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,9 +61,15 @@ def test_resume_applies_learning_rates_given_on_resume(make_trainer, tmp_path, c
     trainer = make_trainer(out_dir=tmp_path / "r", checkpoint_every=3, lr_milestones=(100,))
     trainer.fit(max_steps=3, progress=False)
     with caplog.at_level("INFO", logger="poseface.train"):
-        resumed = make_trainer(out_dir=tmp_path / "r", resume=True, lr_milestones=(100,), lr_prior=5e-5, lr_global_d=1e-6)
+        resumed = make_trainer(
+            out_dir=tmp_path / "r", resume=True, lr_milestones=(100,), lr_prior=5e-5, lr_global_d=1e-6
+        )
     rates = {g["name"]: g["lr"] for opt in resumed.optimizers.values() for g in opt.param_groups}
-    assert rates["prior"] == pytest.approx(5e-5) and rates["global_d"] == pytest.approx(1e-6) and rates["codec"] == pytest.approx(2e-3)
+    assert (
+        rates["prior"] == pytest.approx(5e-5)
+        and rates["global_d"] == pytest.approx(1e-6)
+        and rates["codec"] == pytest.approx(2e-3)
+    )
     assert "lr_prior 0.0002 -> 5e-05" in caplog.text
     resumed.train_step(fixed_batch())
     assert {g["name"]: g["lr"] for g in resumed.opt_g.param_groups}["prior"] == pytest.approx(5e-5)
@@ -113,17 +119,28 @@ def test_discriminators_can_start_before_the_generator_sees_their_gradients(make
 
 
 def test_every_loss_term_active_and_loss_goes_down(make_trainer):
-    from poseface.losses.arcface import ARCFACE_KINDS
-    from poseface.losses.arcface import load_identity_encoder
+    from poseface.losses.arcface import ARCFACE_KINDS, load_identity_encoder
     from poseface.losses.vgg import DEFAULT_LAYERS, load_vgg19_features
 
     torch.manual_seed(0)
-    networks = {"vgg": load_vgg19_features(DEFAULT_LAYERS, None, pretrained=False),
-                "identity": load_identity_encoder(ARCFACE_KINDS[0], None, pretrained=False)}
+    networks = {
+        "vgg": load_vgg19_features(DEFAULT_LAYERS, None, pretrained=False),
+        "identity": load_identity_encoder(ARCFACE_KINDS[0], None, pretrained=False),
+    }
     trainer = make_trainer(loss_networks=networks)
     batch = fixed_batch()
     first = trainer.train_step(batch)
-    for name in ("adv_global", "adv_local", "l1", "pyramid_l1", "feature_matching", "face_preserving", "d_global", "d_left_eye", "d_r1"):
+    for name in (
+        "adv_global",
+        "adv_local",
+        "l1",
+        "pyramid_l1",
+        "feature_matching",
+        "face_preserving",
+        "d_global",
+        "d_left_eye",
+        "d_r1",
+    ):
         assert name in first and math.isfinite(first[name]), name
     for _ in range(12):
         last = trainer.train_step(batch)
@@ -164,7 +181,10 @@ def test_resumed_run_equals_uninterrupted_run(make_trainer, tmp_path):
     resumed.fit(max_steps=3, progress=False)
     log_a = (tmp_path / "a" / "train_log.csv").read_text().splitlines()
     log_b = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
-    strip = lambda lines: [",".join(v for i, v in enumerate(l.split(",")) if i != 1) for l in lines]  # drop seconds column
+
+    def strip(lines: list[str]) -> list[str]:  # drop the seconds column
+        return [",".join(v for i, v in enumerate(line.split(",")) if i != 1) for line in lines]
+
     assert strip(log_a) == strip(log_b)
     for (ka, va), (kb, vb) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(va, vb), ka
@@ -173,7 +193,9 @@ def test_resumed_run_equals_uninterrupted_run(make_trainer, tmp_path):
 def test_a_batch_skipped_for_the_discriminator_changes_no_parameter_and_no_optimizer_state(make_trainer):
     trainer = make_trainer()
     trainer.d_loss.cfg = copy.copy(trainer.d_loss.cfg)
-    trainer.d_loss.cfg.r1_gamma = float("inf")  # R1 is due at step 0: D loss inf (a config refuses it, so set after the check)
+    trainer.d_loss.cfg.r1_gamma = float(
+        "inf"
+    )  # R1 is due at step 0: D loss inf (a config refuses it, so set after the check)
     batch = fixed_batch()
     modules = {"g": trainer.model, "d": trainer.d_global, "local": trainer.d_locals}
     before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
@@ -181,7 +203,11 @@ def test_a_batch_skipped_for_the_discriminator_changes_no_parameter_and_no_optim
     assert trainer.train_step(batch) is None  # step 0: R1 step, non-finite
     for name, module in modules.items():
         assert all(torch.equal(before[name][k], v) for k, v in module.state_dict().items()), name
-    assert {name: len(opt.state) for name, opt in trainer.optimizers.items()} == optimizer_state == {n: 0 for n in optimizer_state}
+    assert (
+        {name: len(opt.state) for name, opt in trainer.optimizers.items()}
+        == optimizer_state
+        == {n: 0 for n in optimizer_state}
+    )
 
 
 def test_ctrl_c_inside_a_step_checkpoints_at_the_step_boundary_and_resume_is_exact(make_trainer, tmp_path):
@@ -219,7 +245,10 @@ def test_rows_logged_after_the_last_checkpoint_are_not_duplicated_on_resume(make
     resumed = make_trainer(out_dir=tmp_path / "b", resume=True, checkpoint_every=3)
     assert resumed.step == 3
     resumed.fit(max_steps=3, progress=False)
-    steps = lambda folder: [line.split(",")[0] for line in (folder / "train_log.csv").read_text().splitlines()[1:]]
+
+    def steps(folder: Path) -> list[str]:
+        return [line.split(",")[0] for line in (folder / "train_log.csv").read_text().splitlines()[1:]]
+
     assert steps(tmp_path / "b") == steps(tmp_path / "a") == [str(i) for i in range(1, 7)]
 
 
@@ -236,7 +265,15 @@ def test_outputs_of_a_run(make_trainer, tmp_path):
     trainer = make_trainer(out_dir=tmp_path / "d", checkpoint_every=4, image_every=4, val_every=4)
     result = trainer.fit(max_steps=4, progress=False)
     out = tmp_path / "d"
-    for name in ("model.safetensors", "model.json", "curves.png", "images/step-00000004.png", "train_log.csv", "val_log.csv", "config.yaml"):
+    for name in (
+        "model.safetensors",
+        "model.json",
+        "curves.png",
+        "images/step-00000004.png",
+        "train_log.csv",
+        "val_log.csv",
+        "config.yaml",
+    ):
         assert (out / name).is_file(), name
     assert set(result) == {"psnr", "ssim", "psnr_input", "ssim_input"}
     from poseface.models import load_model
@@ -264,7 +301,11 @@ def test_saved_model_carries_the_face_template_of_the_training_crops(tmp_path):
             assert np.allclose(load_model(path).config.template(), expected)
         # dlib's face ResNet cuts its chips at the template's eyes (fractions of the 32-px crop)
         eyes = trainer.cfg.losses.dlib_eyes
-        assert (eyes is None) if dataset.__class__ is TinyFaces else np.allclose(eyes, (10 / 32, 12 / 32, 21 / 32, 12 / 32))
+        assert (
+            (eyes is None)
+            if dataset.__class__ is TinyFaces
+            else np.allclose(eyes, (10 / 32, 12 / 32, 21 / 32, 12 / 32))
+        )
 
 
 def test_step_batches_are_a_function_of_the_step():
@@ -313,7 +354,13 @@ def test_max_minutes_stops_at_a_step_boundary_with_a_checkpoint(make_trainer, tm
     trainer = make_trainer(out_dir=out, checkpoint_every=100, val_every=100, image_every=100)
     trainer.fit(max_steps=50, progress=False, max_minutes=1e-9)  # time is up after the first step
     assert trainer.step == 1
-    for name in ("model.safetensors", "val_log.csv", "curves.png", "images/step-00000001.png", "checkpoints/step-00000001/state.pt"):
+    for name in (
+        "model.safetensors",
+        "val_log.csv",
+        "curves.png",
+        "images/step-00000001.png",
+        "checkpoints/step-00000001/state.pt",
+    ):
         assert (out / name).is_file(), name
     resumed = make_trainer(out_dir=out, resume=True, checkpoint_every=100)
     assert resumed.step == 1
