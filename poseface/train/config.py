@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from poseface.config import require_number
 from poseface.data.degradation import DegradationConfig
 from poseface.losses.config import LossConfig
 from poseface.models.config import ModelConfig
@@ -29,6 +30,16 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0 (0 = load in the main process), got {self.num_workers}")
+        require_number("data.val_fraction", self.val_fraction, 0.0, 1.0)
+        if self.val_fraction == 1.0:
+            raise ValueError("data.val_fraction must be below 1 (the rest is the training split), got 1")
+        require_number("data.val_images", self.val_images, 1)
+        for name, share in (self.degradation_mix or {}).items():
+            require_number(f"data.degradation_mix.{name}", share, 0.0, 1.0)
+        if sum((self.degradation_mix or {}).values()) > 1.0 + 1e-9:
+            raise ValueError(
+                f"data.degradation_mix shares add up to {sum(self.degradation_mix.values()):g}; they must add up to at most 1"
+            )
 
 
 @dataclass

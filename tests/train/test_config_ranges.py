@@ -31,6 +31,26 @@ def test_data_config_rejects_negative_workers():
         DataConfig(num_workers=-1)
 
 
+@pytest.mark.parametrize(
+    "values,key",
+    [
+        ({"val_fraction": 1.0}, "data.val_fraction"),
+        ({"val_fraction": -0.1}, "data.val_fraction"),
+        ({"val_fraction": math.nan}, "data.val_fraction"),
+        ({"val_images": 0}, "data.val_images"),
+        ({"degradation_mix": {"mild": 1.5}}, "data.degradation_mix.mild"),
+        ({"degradation_mix": {"mild": -0.1}}, "data.degradation_mix.mild"),
+        ({"degradation_mix": {"mild": 0.7, "near_clean": 0.5}}, "add up to 1.2"),
+    ],
+)
+def test_data_config_rejects_split_and_mixture_out_of_range(values, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        DataConfig(**values)
+    DataConfig(
+        val_fraction=0.0, val_images=1, degradation_mix={"mild": 0.6, "near_clean": 0.4}
+    )  # the limits are accepted
+
+
 def test_defaults_are_valid():
     TrainConfig()
     DataConfig()
