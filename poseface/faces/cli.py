@@ -42,7 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument(
         "--upscale", type=float, default=1.0, help="output scale; the background is Lanczos up-scaled (default 1)"
     )
-    sub.add_argument("--fidelity", type=float, default=1.0, help="0 = input face, 1 = fully restored (default 1)")
+    sub.add_argument(
+        "--fidelity",
+        type=float,
+        default=1.0,
+        help="0 = input face, 1 = fully restored (default 1). CodeFormer's -w runs the other way "
+        "(w 1 keeps the input): CodeFormer -w W is about --fidelity 1-W here",
+    )
     sub.add_argument(
         "--aligned", action="store_true", help="inputs are aligned face crops: no detection, no paste-back"
     )

@@ -38,6 +38,7 @@ from poseface.imageio import (
 )
 
 EXTENSIONS = ("auto", "png", "jpg", "webp", "tif")
+SIDE_FOLDERS = ("faces", "compare", "boxes")  # OUT/<these>/: --save-faces, --compare, --draw-boxes
 GLOB_CHARACTERS = set("*?[")
 STALE_TEMPORARY_SECONDS = 60.0  # a temporary image this much older than the run start is a killed run's
 TEMPORARY_PATTERN = f"{TEMPORARY_PREFIX}*"

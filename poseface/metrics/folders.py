@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from poseface.errors import PoseFaceError
+from poseface.faces.run import SIDE_FOLDERS
 from poseface.imageio import IMAGE_SUFFIXES, list_images, read_rgb
 from poseface.metrics.suite import MetricSet
 
@@ -50,18 +51,21 @@ class EvaluationResult:
         }
 
 
-def _keyed(folder: Path) -> dict[str, Path]:
-    images = list_images(folder)
+def _keyed(folder: Path, skip_folders: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Images of `folder` by relative name without suffix; sub-folders named in `skip_folders` are left out."""
     keyed: dict[str, Path] = {}
-    for path in images:
-        keyed.setdefault(path.relative_to(folder).with_suffix("").as_posix(), path)
+    for path in list_images(folder):
+        relative = path.relative_to(folder)
+        if len(relative.parts) > 1 and relative.parts[0] in skip_folders:
+            continue
+        keyed.setdefault(relative.with_suffix("").as_posix(), path)
     return keyed
 
 
-def _require_images(folder: Path, what: str) -> dict[str, Path]:
+def _require_images(folder: Path, what: str, skip_folders: tuple[str, ...] = ()) -> dict[str, Path]:
     if not folder.is_dir():
         raise PoseFaceError(f"{folder}: no such folder ({what}); check the path")
-    keyed = _keyed(folder)
+    keyed = _keyed(folder, skip_folders)
     if not keyed:
         raise PoseFaceError(
             f"{folder}: no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in this folder ({what}); point {what} at "
@@ -72,7 +76,8 @@ def _require_images(folder: Path, what: str) -> dict[str, Path]:
 
 def pair_folders(restored_dir: str | os.PathLike, gt_dir: str | os.PathLike | None) -> Pairing:
     """Pair restored and ground-truth files by name; one-line error when nothing can be paired."""
-    restored = _require_images(Path(restored_dir), "--restored")
+    # `poseface restore -o OUT` also writes OUT/faces/, OUT/compare/ and OUT/boxes/: they are not restored photos
+    restored = _require_images(Path(restored_dir), "--restored", SIDE_FOLDERS)
     if gt_dir is None:
         return Pairing([(name, path, None) for name, path in restored.items()])
     gt = _require_images(Path(gt_dir), "--gt")

@@ -416,3 +416,27 @@ def test_the_classical_baseline_denoises_at_the_measured_noise_level_and_sharpen
     assert (
         np.abs(classical_restoration(clean)[:, 8:40].astype(int) - 90).max() <= 1
     )  # a clean flat area stays (NL-means works in Lab: +-1)
+
+
+def test_restored_folder_of_poseface_restore_leaves_out_its_side_folders(folders, tmp_path, capsys):
+    restored, gt = folders
+    for side in ("faces", "compare", "boxes"):  # what restore --save-faces / --compare / --draw-boxes write
+        write_image(restored / side / "face0.png", np.zeros((128, 256, 3), np.uint8))
+    write_image(restored / "more" / "face0.png", np.zeros((8, 8, 3), np.uint8))  # any other sub-folder still counts
+    report = tmp_path / "side.md"
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--restored",
+        str(restored),
+        "--gt",
+        str(gt),
+        "--metrics",
+        "psnr",
+        "-o",
+        str(report),
+        "--quiet",
+    )
+    assert code == 1
+    # stray.png and more/face0.png have no ground truth; the three side-folder files are not even considered
+    assert "skipped 2 file(s), restored file without a ground truth of the same name" in err
