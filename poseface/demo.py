@@ -51,11 +51,10 @@ PHOTO_REFERENCE_SIZE = 2300
 def degraded_astronaut(
     seed: int = DEFAULT_SEED, preset_name: str = DEFAULT_PRESET
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    from skimage import data
-
     from poseface.data.degradation import degrade, preset
+    from poseface.errors import import_optional
 
-    clean = data.astronaut()
+    clean = import_optional("skimage.data", "demo", "the demo photo (skimage.data.astronaut)").astronaut()
     config = dataclasses.replace(preset(preset_name), reference_size=PHOTO_REFERENCE_SIZE)
     lq, params = degrade(clean, config, np.random.default_rng(seed))
     return clean, lq, params

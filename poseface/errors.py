@@ -13,6 +13,20 @@ class PoseFaceError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+def import_optional(module: str, extra: str, what: str):
+    """`module`, imported; a PoseFaceError naming the extra to install when it is missing (the packages
+    only some commands need live in extras: train, demo, onnx, video)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise PoseFaceError(
+            f"{what} needs {package}, which is not installed; pip install 'poseface[{extra}]'"
+        ) from None
+
+
 class ParameterError(PoseFaceError):
     """A bad argument, worded with the library's parameter name: `upscale=20: must be between 1 and 16`
     (`metrics: unknown ...` when there is no one value to show).

@@ -107,12 +107,12 @@ def astronaut_faces(size: int, template: np.ndarray) -> np.ndarray:
     """(3, S, S, 3) uint8: skimage's astronaut, detected and aligned by poseface.faces as `restore`
     does, its mirror image, and a 2x down- and up-sampled (blurred) copy."""
     import cv2
-    from skimage import data
 
+    from poseface.errors import import_optional
     from poseface.faces.align import align_face
     from poseface.faces.detect import detect_faces
 
-    photo = data.astronaut()
+    photo = import_optional("skimage.data", "onnx", "the export check on a real face").astronaut()
     found = detect_faces(photo)
     if not found:
         raise PoseFaceError("skimage.data.astronaut(): no face found for the ONNX check; check the dlib installation")

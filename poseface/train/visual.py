@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from poseface.data.visualize import contact_sheet
-from poseface.errors import PoseFaceError
+from poseface.errors import PoseFaceError, import_optional
 from poseface.imageio import write_image
 from poseface.losses.objectives import is_discriminator_term
 from poseface.tensorimage import tensor_to_images as to_uint8  # the trainer's name for it
 from poseface.train.runlog import TRAIN_LOG, VAL_LOG, read_csv
+
+logger = logging.getLogger("poseface.train")
 
 
 def write_grid(
@@ -28,12 +32,28 @@ def write_grid(
     return write_image(path, sheet)
 
 
-def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
-    """Training losses (smoothed) and validation PSNR/SSIM against steps, as one PNG."""
-    import matplotlib
+@functools.lru_cache(maxsize=None)
+def _warn_once(message: str) -> None:
+    logger.warning("%s", message)
 
+
+def _pyplot(what: str):
+    """matplotlib's pyplot on the Agg backend (no screen needed); one-line error without matplotlib."""
+    matplotlib = import_optional("matplotlib", "train", what)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
+    """Training losses (smoothed) and validation PSNR/SSIM against steps, as one PNG (None without
+    matplotlib, said once: training goes on, the CSV logs hold the same numbers)."""
+    try:
+        plt = _pyplot("curves.png")
+    except PoseFaceError as exc:
+        _warn_once(str(exc))
+        return None
 
     train = read_csv(out_dir / TRAIN_LOG)
     val = read_csv(out_dir / VAL_LOG)
@@ -84,10 +104,7 @@ def plot_curves(out_dir: Path, path: Path | None = None) -> Path | None:
 def compare_validation(runs: dict[str, Path], path: Path, title: str = "") -> Path:
     """Validation PSNR and SSIM against steps for several runs (e.g. ablations) in one PNG, with the
     degraded input's values as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot("the validation comparison figure")
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     input_drawn = False
