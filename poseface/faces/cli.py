@@ -80,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="longest side of the largest (up-sampled) detection copy; bounds detection time and memory (0 = no bound; default "
         f"{DetectorOptions.max_side})",
     )
+    sub.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
     sub.add_argument(
         "--draw-boxes",
         action="store_true",
@@ -134,6 +135,7 @@ def run_restore(args: argparse.Namespace) -> int:
         save_faces=args.save_faces,
         compare=args.compare,
         draw_boxes=args.draw_boxes,
+        progress=not args.quiet,
         recursive=args.recursive,
         max_pixels=args.max_pixels,
         overwrite=args.overwrite,

@@ -61,7 +61,9 @@ class RunOptions:
     recursive: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS  # inputs and outputs (with --upscale) above this are skipped
     overwrite: bool = False  # replace files already in the output folder (else that input is skipped)
-    progress: bool | None = None  # None = only on a terminal
+    progress: bool | None = (
+        True  # True: always (piped too, as the other commands); False: --quiet; None: only on a terminal
+    )
 
 
 @dataclass

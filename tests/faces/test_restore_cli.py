@@ -566,3 +566,13 @@ def test_draw_boxes_no_face_hint_and_large_face_note(tmp_path, astronaut, identi
     )  # nothing to draw
     assert "wall.png: no face found, written unchanged" in captured.err and "--min-face-size 8" in captured.err
     assert "1 face(s) more than twice the model's 128 px" in captured.out
+
+
+def test_the_progress_bar_shows_when_piped_and_quiet_hides_it(tmp_path, astronaut, identity_weights, capsys):
+    photo = tmp_path / "in.png"
+    Image.fromarray(astronaut).save(photo)
+    assert main(["restore", str(photo), "-o", str(tmp_path / "a")]) == 0
+    assert "restore: 100%" in capsys.readouterr().err  # captured output is not a terminal: the bar shows anyway
+    assert main(["restore", str(photo), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "restore:" not in captured.err and "1 image(s) written" in captured.out
