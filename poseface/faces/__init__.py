@@ -3,15 +3,33 @@
 `Restorer` (poseface/faces/restorer.py) is the entry point; `poseface restore` wraps it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+# Lazy, so that `import poseface.faces.dlib_models` does not pull in torch.
+_EXPORTS = {
+    "Restorer": "poseface.faces.restorer",
+    "Result": "poseface.faces.restorer",
+    "FaceResult": "poseface.faces.restorer",
+    "DetectorOptions": "poseface.faces.detect",
+    "DetectedFace": "poseface.faces.detect",
+    "detect_faces": "poseface.faces.detect",
+}
+__all__ = ["DetectedFace", "DetectorOptions", "FaceResult", "Restorer", "Result", "detect_faces"]  # = _EXPORTS (tested)
+
+if TYPE_CHECKING:  # what editors and type checkers see
+    from poseface.faces.detect import DetectedFace, DetectorOptions, detect_faces
+    from poseface.faces.restorer import FaceResult, Restorer, Result
+
 
 def __getattr__(name: str):
-    # Lazy, so that `import poseface.faces.dlib_models` does not pull in torch.
-    if name in ("Restorer", "Result", "FaceResult"):
-        from poseface.faces import restorer
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(restorer, name)
-    if name in ("DetectorOptions", "DetectedFace", "detect_faces"):
-        from poseface.faces import detect
-
-        return getattr(detect, name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'poseface.faces' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
