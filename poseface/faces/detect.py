@@ -61,10 +61,11 @@ class DetectorOptions:
 
     def upsampling(self, height: int, width: int) -> float:
         """Scale of the detection copy that finds faces of `min_face_size` px, bounded by `max_side`."""
-        scale = HOG_WINDOW / self.min_face_size
-        if self.max_side:
-            scale = min(scale, self.max_side / max(height, width))
-        return scale
+        return self.bounded(HOG_WINDOW / self.min_face_size, height, width)
+
+    def bounded(self, scale: float, height: int, width: int) -> float:
+        """`scale`, lowered so that the scaled photo's longer side is at most `max_side` (0: no bound)."""
+        return min(scale, self.max_side / max(height, width)) if self.max_side else scale
 
 
 @dataclass
@@ -117,6 +118,7 @@ def _run_hog(image: np.ndarray, scale: float, min_score: float) -> list[Detectio
 
 
 MMOD_MIN_SIDE = 48  # dlib's MMOD network raises on images smaller than its filter windows
+MMOD_MAX_SIDE = 1280  # the MMOD fallback runs on a copy at most this long: about 2 s per 512x512 area on 2 cores
 
 
 def _run_cnn(image: np.ndarray, scale: float, min_score: float) -> list[Detection]:
@@ -183,16 +185,14 @@ def merge_detections(
 
 def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     height, width = image.shape[:2]
-    native = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
+    native = options.bounded(1.0, height, width)
     found = _run_hog(image, native, options.min_score)
     # Strong detections at the photo's own scale keep dlib's boxes; everything else competes by score.
     strong = [d for d in found if d.score >= options.verify_below]
     others = [d for d in found if d.score < options.verify_below]
     top = options.upsampling(height, width)
-    for scale in (
-        top,
-        top / np.sqrt(2),
-    ):  # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
+    # two up-sampled passes: JPEG'd small faces score best 1.4x below the top scale
+    for scale in (top, top / np.sqrt(2)):
         if scale > 1.25 * native:
             others += _run_hog(image, scale, options.min_score)
     return [
@@ -205,8 +205,8 @@ def _hog_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
 def _mmod_policy(image: np.ndarray, options: DetectorOptions) -> list[Detection]:
     # MMOD's confidences are not HOG scores: it keeps its own threshold (0) unless --min-score is higher
     height, width = image.shape[:2]
-    scale = min(1.0, options.max_side / max(height, width)) if options.max_side else 1.0
-    return merge_detections(_run_cnn(image, min(scale, 1280 / max(height, width)), max(options.min_score, 0.0)), [])
+    scale = options.bounded(min(1.0, MMOD_MAX_SIDE / max(height, width)), height, width)
+    return merge_detections(_run_cnn(image, scale, max(options.min_score, 0.0)), [])
 
 
 LANDMARK_MIN_SIDE = HOG_WINDOW  # smaller faces get their landmarks on a crop up-sampled to this size

@@ -300,9 +300,6 @@ class Restorer:
     def _prepare(self, image: np.ndarray, aligned: bool, given: list[DetectedFace] | None = None) -> _Prepared:
         color, alpha, grey, squeeze, max_value = split_layout(image)
         timings = {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
-        faces: list[FaceResult] = []
-        crops_full: list[np.ndarray] = []
-        detected: list[DetectedFace] = []
         start = time.perf_counter()
         if aligned:
             height, width = color.shape[:2]
@@ -313,54 +310,49 @@ class Restorer:
                 )
             found = self._off_template_face(to_uint8(color, max_value))
             if found is None:
-                crop = resize_to_model(color.astype(np.float32), self.size)
-                matrix = np.array(
-                    [
-                        [self.size / width, 0, 0.5 * self.size / width - 0.5],
-                        [0, self.size / height, 0.5 * self.size / height - 0.5],
-                    ]
-                )
-                crops_full.append(crop)
-                faces.append(
-                    FaceResult(
-                        None,
-                        1.0,
-                        "aligned",
-                        None,
-                        matrix,
-                        to_uint8(np.clip(crop, 0, max_value), max_value),
-                        alignment="as given",
-                    )
-                )
-            else:  # cut with another template: warped to the model's and pasted back like a photo's face
-                aligned = False
-                detected = [found]
-            timings["alignment"] = time.perf_counter() - start
-        if not aligned and not faces:
-            if not detected:
-                rgb8 = to_uint8(color, max_value)
-                detected = detect_faces(rgb8, self.detector) if given is None else list(given)
-                if self.only_center_face:
-                    detected = center_face(detected, *rgb8.shape[:2])
-                timings["detection"] = time.perf_counter() - start
+                face, crop = self._as_given(color, max_value)
+                timings["alignment"] = time.perf_counter() - start
+                return _Prepared(color, alpha, grey, squeeze, max_value, [face], [crop], True, timings)
+            detected = [found]  # cut with another template: warped to the model's and pasted back like a photo's face
+        else:
+            rgb8 = to_uint8(color, max_value)
+            detected = detect_faces(rgb8, self.detector) if given is None else list(given)
+            if self.only_center_face:
+                detected = center_face(detected, *rgb8.shape[:2])
+            timings["detection"] = time.perf_counter() - start
             start = time.perf_counter()
-            for face in detected:
-                aligned_crop = align_face(color, face.points5, self.template, self.size)
-                crops_full.append(aligned_crop.crop)
-                crop8 = to_uint8(np.clip(aligned_crop.crop, 0, max_value), max_value)
-                faces.append(
-                    FaceResult(
-                        face.box,
-                        face.score,
-                        face.detector,
-                        face.points5,
-                        aligned_crop.matrix,
-                        crop8,
-                        alignment=aligned_crop.rule,
-                    )
+        faces: list[FaceResult] = []
+        crops_full: list[np.ndarray] = []
+        for face in detected:
+            aligned_crop = align_face(color, face.points5, self.template, self.size)
+            crops_full.append(aligned_crop.crop)
+            crop8 = to_uint8(np.clip(aligned_crop.crop, 0, max_value), max_value)
+            faces.append(
+                FaceResult(
+                    face.box,
+                    face.score,
+                    face.detector,
+                    face.points5,
+                    aligned_crop.matrix,
+                    crop8,
+                    alignment=aligned_crop.rule,
                 )
-            timings["alignment"] = time.perf_counter() - start
-        return _Prepared(color, alpha, grey, squeeze, max_value, faces, crops_full, aligned, timings)
+            )
+        timings["alignment"] = time.perf_counter() - start
+        return _Prepared(color, alpha, grey, squeeze, max_value, faces, crops_full, False, timings)
+
+    def _as_given(self, color: np.ndarray, max_value: float) -> tuple[FaceResult, np.ndarray]:
+        """An aligned crop at the model's template: resized to the model size, as it is."""
+        height, width = color.shape[:2]
+        crop = resize_to_model(color.astype(np.float32), self.size)
+        matrix = np.array(
+            [
+                [self.size / width, 0, 0.5 * self.size / width - 0.5],
+                [0, self.size / height, 0.5 * self.size / height - 0.5],
+            ]
+        )
+        crop8 = to_uint8(np.clip(crop, 0, max_value), max_value)
+        return FaceResult(None, 1.0, "aligned", None, matrix, crop8, alignment="as given"), crop
 
     def _off_template_face(self, crop8: np.ndarray) -> DetectedFace | None:
         """The face of an aligned crop if its eyes are more than `OFF_TEMPLATE` of the crop away from

@@ -77,7 +77,7 @@ class Summary:
     non_finite_faces: int = 0  # faces the network gave NaN/inf for, left as they were
     alignments: dict[str, int] = field(default_factory=dict)  # alignment rule -> faces (FaceResult.alignment)
     large_faces: int = 0  # faces more than twice the model's size
-    model_size: int = 0
+    model_size: int = 0  # the restorer's face size, for the large-face line
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: dict[str, float] = field(
         default_factory=lambda: {"detection": 0.0, "alignment": 0.0, "network": 0.0, "paste": 0.0}
@@ -319,7 +319,7 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
     start_all = time.perf_counter()
     started = time.time()
     files, missing = collect_inputs(inputs, options.output, options.recursive)
-    summary = Summary(skipped=list(missing))
+    summary = Summary(skipped=list(missing), model_size=restorer.size)
     for _, reason in missing:
         print(f"poseface: skipped {reason}", file=sys.stderr)
     videos = [item for item in files if item.path.suffix.lower() in VIDEO_SUFFIXES]
@@ -399,7 +399,6 @@ def restore_files(restorer: Restorer, inputs: list[str], options: RunOptions) ->
         for face in result.faces:
             summary.alignments[face.alignment] = summary.alignments.get(face.alignment, 0) + 1
         summary.large_faces += sum(face.scale < 0.5 for face in result.faces)
-        summary.model_size = restorer.size
         summary.without_face += not result.faces
         if not result.faces and not restorer.aligned:
             bar.write(f"poseface: {path}: {no_face_hint(restorer)}", file=sys.stderr)

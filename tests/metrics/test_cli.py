@@ -33,22 +33,15 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def evaluate_folders(capsys, restored, gt, report, *options):
+    """`poseface evaluate --restored RESTORED --gt GT OPTIONS -o REPORT --quiet`: (exit code, stdout, stderr)."""
+    return run(capsys, "evaluate", "--restored", str(restored), "--gt", str(gt), *options, "-o", str(report), "--quiet")
+
+
 def test_folder_evaluation_writes_table_csv_and_json(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "out" / "report.md"
-    code, out, err = run(
-        capsys,
-        "evaluate",
-        "--restored",
-        str(restored),
-        "--gt",
-        str(gt),
-        "--metrics",
-        "psnr,ssim,niqe",
-        "-o",
-        str(report),
-        "--quiet",
-    )
+    code, out, err = evaluate_folders(capsys, restored, gt, report, "--metrics", "psnr,ssim,niqe")
     assert code == 1  # stray.png and big.png skipped, the three pairs evaluated
     text = report.read_text()
     assert "| Method | PSNR ↑ | SSIM ↑ | NIQE ↓ | Images |" in text and "| restored |" in text
@@ -95,20 +88,7 @@ def test_without_ground_truth_only_niqe_runs(folders, tmp_path, capsys):
 def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys, offline_cache):
     restored, gt = folders
     report = tmp_path / "r.md"
-    code, _, err = run(
-        capsys,
-        "evaluate",
-        "--restored",
-        str(restored),
-        "--gt",
-        str(gt),
-        "--metrics",
-        "psnr,lpips,fid",
-        "--no-download",
-        "-o",
-        str(report),
-        "--quiet",
-    )
+    code, _, err = evaluate_folders(capsys, restored, gt, report, "--metrics", "psnr,lpips,fid", "--no-download")
     assert code == 1  # stray.png and big.png skipped; a metric without weights is no skipped input
     assert "lpips not computed" in err and "alexnet-owt-7be5be79.pth" in err
     assert "fid not computed" in err and "pt_inception-2015-12-05-6726825d.pth" in err
@@ -118,22 +98,7 @@ def test_missing_weights_offline_skip_only_that_metric(folders, tmp_path, capsys
 def test_identity_and_landmark_columns(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "face.md"
-    assert (
-        run(
-            capsys,
-            "evaluate",
-            "--restored",
-            str(restored),
-            "--gt",
-            str(gt),
-            "--metrics",
-            "ids,lmd",
-            "-o",
-            str(report),
-            "--quiet",
-        )[0]
-        == 1
-    )  # 2 skipped
+    assert evaluate_folders(capsys, restored, gt, report, "--metrics", "ids,lmd")[0] == 1  # 2 skipped
     rows = list(csv.DictReader(report.with_suffix(".csv").open()))
     assert {"ids", "ids_cos", "lmd", "lmd_norm"} <= set(rows[0])
     ids = [float(r["ids"]) for r in rows]
@@ -294,20 +259,8 @@ def test_model_mode_refuses_a_foreign_work_dir(tmp_path, capsys, astronaut):
 def test_bad_arcface_file_keeps_dlib_ids_and_lmd(folders, tmp_path, capsys):
     restored, gt = folders
     report = tmp_path / "arc.md"
-    code, _, err = run(
-        capsys,
-        "evaluate",
-        "--restored",
-        str(restored),
-        "--gt",
-        str(gt),
-        "--metrics",
-        "ids,lmd",
-        "--arcface-weights",
-        str(tmp_path / "missing_arcface.pth"),
-        "-o",
-        str(report),
-        "--quiet",
+    code, _, err = evaluate_folders(
+        capsys, restored, gt, report, "--metrics", "ids,lmd", "--arcface-weights", str(tmp_path / "missing_arcface.pth")
     )
     assert code == 1  # stray.png and big.png skipped
     assert "ids_arcface not computed" in err and "missing_arcface.pth" in err
@@ -424,19 +377,7 @@ def test_restored_folder_of_poseface_restore_leaves_out_its_side_folders(folders
         write_image(restored / side / "face0.png", np.zeros((128, 256, 3), np.uint8))
     write_image(restored / "more" / "face0.png", np.zeros((8, 8, 3), np.uint8))  # any other sub-folder still counts
     report = tmp_path / "side.md"
-    code, _, err = run(
-        capsys,
-        "evaluate",
-        "--restored",
-        str(restored),
-        "--gt",
-        str(gt),
-        "--metrics",
-        "psnr",
-        "-o",
-        str(report),
-        "--quiet",
-    )
+    code, _, err = evaluate_folders(capsys, restored, gt, report, "--metrics", "psnr")
     assert code == 1
     # stray.png and more/face0.png have no ground truth; the three side-folder files are not even considered
     assert "skipped 2 file(s), restored file without a ground truth of the same name" in err
