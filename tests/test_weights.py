@@ -40,8 +40,10 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         self.send_header("Content-Length", str(len(chunk)))
         self.end_headers()
-        self.wfile.write(chunk)
+        # logged before the body goes out: the client may have its bytes (and the test its assertion) before
+        # this thread runs again
         self.server.log.append((self.path, wanted, len(chunk)))
+        self.wfile.write(chunk)
 
     def log_message(self, *args) -> None:
         pass
