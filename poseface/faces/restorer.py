@@ -31,6 +31,7 @@ from poseface.faces.align import align_face, similarity_scale
 from poseface.faces.detail import detail_share, keep_input_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
+from poseface.models.restorer import inference_forward
 from poseface.tensorimage import images_to_tensor, tensor_to_images
 
 log = logging.getLogger("poseface.faces")
@@ -227,7 +228,7 @@ class Restorer:
 
     def _forward(self, batch: torch.Tensor, precision: str) -> torch.Tensor:
         with torch.inference_mode(), self._autocast(precision):
-            out = self.model(batch)
+            out = inference_forward(self.model)(batch)
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.float()

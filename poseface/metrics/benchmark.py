@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from poseface.models.restorer import inference_forward
+
 
 @dataclass
 class BenchmarkResult:
@@ -84,13 +86,14 @@ def benchmark_model(
     model = model.to(device).eval()
     inputs = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     result = BenchmarkResult(label, str(device), size, batch, parameter_counts(model), count_gflops(model, inputs))
+    forward = inference_forward(model)
     with torch.inference_mode():
         for _ in range(warmup):
-            model(inputs)
+            forward(inputs)
         for _ in range(runs):
             _synchronise(device)
             start = time.perf_counter()
-            model(inputs)
+            forward(inputs)
             _synchronise(device)
             result.seconds.append(time.perf_counter() - start)
     return result

@@ -11,7 +11,7 @@ depthwise blur ("convolution for kernel of unknown shape"). The StyleGAN2 convs 
 `modulate="activations"` (one convolution with the shared weight for the whole batch): the
 per-sample "weights" form unrolls a loop over N and would freeze the batch size.
 
-Every export is checked against PyTorch's reference path (`modulate="auto"`) with ONNX Runtime on
+Every export is checked against PyTorch's reference path (`modulate="weights"`) with ONNX Runtime on
 random inputs and on a real face at batch 1 and 3, before the file is renamed into place.
 """
 
@@ -34,6 +34,7 @@ from poseface.imageio import atomic_write
 from poseface.models.checkpoint import METADATA_KEY, model_document
 from poseface.models.onnx_backend import INPUT_NAME, OUTPUT_NAME, load_onnx_model
 from poseface.models.restorer import PoseFaceNet
+from poseface.models.stylegan2 import INFERENCE_MODULATION
 
 OPSET = 18
 EXPORT_KEY = "poseface_onnx"  # metadata_props key of the export facts (opset, names, exporter)
@@ -145,12 +146,12 @@ def check_inputs(model: PoseFaceNet, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def max_differences(model: PoseFaceNet, run_onnx, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-    """max |run_onnx(x) - model(x)| per named input; `model` runs its reference path (modulate="auto")."""
+    """max |run_onnx(x) - model(x)| per named input; `model` runs its reference path (INFERENCE_MODULATION)."""
     model = model.to("cpu", torch.float32).eval()
     differences = {}
     for name, x in inputs.items():
         with torch.no_grad():
-            expected = model(x).numpy()
+            expected = model(x, modulate=INFERENCE_MODULATION).numpy()
         differences[name] = float(np.abs(run_onnx(x.numpy()) - expected).max())
     return differences
 

@@ -19,7 +19,8 @@ from torch import nn
 from poseface.models.layers import EqualLinear, PixelNorm
 from poseface.models.ops import ACTIVATION_GAIN, LEAKY_SLOPE, Blur, FusedLeakyReLU, Upsample
 
-MODULATIONS = ("auto", "weights", "activations")  # how ModulatedConv2d applies the style (see there)
+MODULATIONS = ("weights", "activations")  # how ModulatedConv2d applies the style (see there)
+INFERENCE_MODULATION = "weights"  # what restore, validation and the benchmarks pass: the per-sample reference path
 
 
 class MappingNetwork(nn.Sequential):
@@ -42,7 +43,8 @@ class ModulatedConv2d(nn.Module):
     - "activations": conv(x * s, w) * d equals conv(x, w'') because s scales input channels and d
       output channels, so the batch runs as one convolution with the shared weight (training; and
       ONNX export, where the per-sample loop of "weights" would freeze the batch size);
-    - "auto" (default): "weights" for a single sample or without autograd, else "activations".
+    The caller chooses (default "activations", which trains; inference passes INFERENCE_MODULATION);
+    autograd's state never changes the path, so a forward under no_grad computes what training computes.
 
     `forward(..., gain, bias)` returns gain * out + bias with the demodulation d folded into the same
     multiply-add.
@@ -79,12 +81,10 @@ class ModulatedConv2d(nn.Module):
         w: torch.Tensor,
         gain: float = 1.0,
         bias: torch.Tensor | None = None,
-        modulate: str = "auto",
+        modulate: str = "activations",
     ) -> torch.Tensor:
         style = self.modulation(w)  # (N, in)
         weight = self.weight[0] * self.scale  # (out, in, k, k)
-        if modulate == "auto":
-            modulate = "weights" if x.shape[0] == 1 or not torch.is_grad_enabled() else "activations"
         if modulate == "weights":
             out = torch.cat([self._conv(x[i : i + 1], weight * style[i].view(1, -1, 1, 1)) for i in range(x.shape[0])])
         elif modulate == "activations":
@@ -151,7 +151,9 @@ class StyledConv(nn.Module):
         self.noise = NoiseConcat()
         self.activate = FusedLeakyReLU(out_channels * 2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, feature: torch.Tensor, modulate: str = "auto") -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, feature: torch.Tensor, modulate: str = "activations"
+    ) -> torch.Tensor:
         bias = self.activate.bias * ACTIVATION_GAIN
         conv_bias, feature_bias = bias.chunk(2)
         out = self.conv(x, w, gain=ACTIVATION_GAIN, bias=conv_bias, modulate=modulate)
@@ -176,7 +178,7 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(
-        self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None, modulate: str = "auto"
+        self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None, modulate: str = "activations"
     ) -> torch.Tensor:
         out = self.conv(x, w, bias=self.bias.view(-1), modulate=modulate)
         if skip is not None:
@@ -233,7 +235,7 @@ class StyleGAN2Prior(nn.Module):
             in_channels = out_channels
 
     def forward(
-        self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False, modulate: str = "auto"
+        self, z: torch.Tensor, features: dict[int, torch.Tensor], return_w: bool = False, modulate: str = "activations"
     ):
         w = self.mapping(z)  # eq. 2; one W broadcast to every style block
         x = self.conv1(self.input(z.shape[0]).to(features[4].dtype), w, features[4], modulate)

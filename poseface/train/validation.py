@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from poseface.models.restorer import inference_forward
 from poseface.train.visual import to_uint8
 
 CHUNK = 8  # faces a forward pass
@@ -41,10 +42,10 @@ def restore(model: nn.Module, lq: torch.Tensor, autocast: Callable[[], AbstractC
     """`model` in eval mode over `lq` in chunks (its train/eval mode is put back)."""
     was_training = model.training
     model.eval()
-    outputs = []
+    outputs, forward = [], inference_forward(model)
     with autocast():
         for start in range(0, len(lq), CHUNK):
-            outputs.append(model(lq[start : start + CHUNK]).float())
+            outputs.append(forward(lq[start : start + CHUNK]).float())
     model.train(was_training)
     return torch.cat(outputs)
 

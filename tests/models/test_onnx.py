@@ -15,6 +15,7 @@ import torch
 from poseface import models
 from poseface.cli import main
 from poseface.errors import PoseFaceError
+from poseface.models.restorer import inference_forward
 from poseface.models.stylegan2 import ModulatedConv2d
 
 HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime"))
@@ -45,6 +46,10 @@ def test_activation_modulation_equals_weight_modulation(index):
         batched = conv(x, w, gain=2**0.5, bias=bias, modulate="activations")
     assert reference.shape == batched.shape
     assert (batched - reference).abs().max() < 1e-4
+    with torch.no_grad():
+        assert torch.equal(inference_forward(model)(x), reference)  # restore and validation: the reference path
+    stand_in = torch.nn.Identity()
+    assert inference_forward(stand_in) is stand_in  # other modules are called as they are
 
 
 @pytest.mark.parametrize("grad", [True, False])
@@ -72,8 +77,10 @@ def test_bundled_model_batched_modulation_matches_the_reference_path():
     with torch.no_grad():
         reference = model(x, modulate="weights")
         batched = model(x, modulate="activations")
-        default = model(x)
-    assert torch.equal(default, reference)  # inference defaults to the reference path
+        default_without_grad = model(x)
+    default_with_grad = model(x).detach()
+    assert torch.equal(default_without_grad, batched)  # the default path does not depend on autograd
+    assert torch.equal(default_with_grad, batched)
     assert (batched - reference).abs().max() < 1e-4
 
 
