@@ -57,8 +57,7 @@ def measure_model(
 
     from poseface.models.cli import model_config_from_yaml
     from poseface.models.info import gflops
-    from poseface.models.restorer import PoseFaceNet
-    from poseface.models.stylegan2 import INFERENCE_MODULATION
+    from poseface.models.restorer import PoseFaceNet, inference_forward
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -71,9 +70,8 @@ def measure_model(
     flops = gflops(model, x)
     reset_peak(device)
     with torch.inference_mode(), autocast(device, precision):
-        seconds = timed_median(
-            lambda: model(x, modulate=INFERENCE_MODULATION), device, warmup, runs
-        )  # warm-up: kernels picked and cached
+        forward = inference_forward(model)
+        seconds = timed_median(lambda: forward(x), device, warmup, runs)  # warm-up: kernels picked and cached
     return {"seconds": seconds, "gflop": flops, "peak_mb": peak_mb(device)}
 
 

@@ -6,7 +6,7 @@ Exports the model (default: the bundled one) with `poseface.models.onnx_export.e
 temporary folder, prints the export check (max |onnxruntime - torch| on random and astronaut faces
 at batch 1 and 3), then times one forward per backend in turn (interleaved, so both see the same
 machine load) after a warm-up, with the same number of threads, and prints the medians as a table.
-PyTorch runs as the restorer runs it (fp32, inference mode, `modulate=INFERENCE_MODULATION`: the
+PyTorch runs as the restorer runs it (fp32, inference mode, `models.restorer.inference_forward`: the
 per-sample "weights" path) and with the batched `modulate="activations"` path that is exported.
 """
 
@@ -43,7 +43,7 @@ def main() -> None:
     from poseface import models
     from poseface.models.onnx_backend import load_onnx_model
     from poseface.models.onnx_export import OPSET, export_onnx
-    from poseface.models.stylegan2 import INFERENCE_MODULATION
+    from poseface.models.restorer import inference_forward
 
     torch.set_num_threads(args.threads)
     weights = Path(args.weights) if args.weights else models.bundled_weights()
@@ -65,7 +65,7 @@ def main() -> None:
             print(f"| {name} | {difference:.2e} |")
 
         backends = {
-            "PyTorch (as restore runs it)": lambda x: model(x, modulate=INFERENCE_MODULATION),
+            "PyTorch (as restore runs it)": inference_forward(model),
             'PyTorch modulate="activations"': lambda x: model(x, modulate="activations"),
             "onnxruntime CPU": lambda x: onnx_model.run_numpy(x.numpy()),
         }

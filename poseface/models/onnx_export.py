@@ -33,8 +33,7 @@ from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write
 from poseface.models.checkpoint import METADATA_KEY, model_document
 from poseface.models.onnx_backend import INPUT_NAME, OUTPUT_NAME, load_onnx_model
-from poseface.models.restorer import PoseFaceNet
-from poseface.models.stylegan2 import INFERENCE_MODULATION
+from poseface.models.restorer import PoseFaceNet, inference_forward
 
 OPSET = 18
 EXPORT_KEY = "poseface_onnx"  # metadata_props key of the export facts (opset, names, exporter)
@@ -146,12 +145,12 @@ def check_inputs(model: PoseFaceNet, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def max_differences(model: PoseFaceNet, run_onnx, inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-    """max |run_onnx(x) - model(x)| per named input; `model` runs its reference path (INFERENCE_MODULATION)."""
+    """max |run_onnx(x) - model(x)| per named input; `model` runs as restore runs it (inference_forward)."""
     model = model.to("cpu", torch.float32).eval()
     differences = {}
     for name, x in inputs.items():
         with torch.no_grad():
-            expected = model(x, modulate=INFERENCE_MODULATION).numpy()
+            expected = inference_forward(model)(x).numpy()
         differences[name] = float(np.abs(run_onnx(x.numpy()) - expected).max())
     return differences
 
