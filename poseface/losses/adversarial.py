@@ -4,12 +4,18 @@ All discriminators are passed in as modules that map an image batch to logits of
 (N,), (N, 1) or a patch map (N, 1, h, w); a module that returns a tuple (logits, features) is
 accepted too (its first element is used). Logits are averaged over everything but the batch.
 
-The non-saturating logistic loss of eq. 11, log(1 + exp(-D(G(x)))) = softplus(-D(fake)), is the same
-function as the cross-entropy loss eq. 12 asks for when D outputs logits (BCE-with-logits with target
-"real"), so global and local losses share one implementation:
+Eq. 11 (global) is the non-saturating logistic loss log(1 + exp(-D(G(x)))) = softplus(-D(fake)).
+Eq. 12 (local) is written with log(1 - D(x)), the saturating form of the original GAN, whose
+generator loss with D = sigmoid(logit) is log(1 - sigmoid(l)) = -softplus(l). The two are NOT the
+same function for the generator: the saturating gradient -sigmoid(l) vanishes as D(fake) -> 0 (early
+training), the non-saturating one -sigmoid(-l) tends to -1. Our default reading uses the
+non-saturating form for the local losses too (as GFPGAN does); `form="saturating"`
+(`losses.local_adv_form`) gives eq. 12 as written. The discriminator side is the same logistic loss
+in both readings:
 
-* generator:      softplus(-D(fake))
-* discriminator:  softplus(-D(real)) + softplus(D(fake))
+* generator, non-saturating (default):  softplus(-D(fake))
+* generator, saturating (eq. 12 literal): -softplus(D(fake)) = log(1 - sigmoid(D(fake))), minimised
+* discriminator:                        softplus(-D(real)) + softplus(D(fake))
 """
 
 from __future__ import annotations
@@ -39,9 +45,20 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return (values * weights).sum() / weights.sum().clamp(min=1.0)
 
 
-def generator_adversarial_loss(fake_logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Non-saturating generator loss softplus(-D(fake)), mean over (masked) samples."""
-    return masked_mean(F.softplus(-fake_logits), mask)
+NON_SATURATING = "non_saturating"
+SATURATING = "saturating"
+ADVERSARIAL_FORMS = (NON_SATURATING, SATURATING)
+
+
+def generator_adversarial_loss(
+    fake_logits: torch.Tensor, mask: torch.Tensor | None = None, form: str = NON_SATURATING
+) -> torch.Tensor:
+    """Generator loss, mean over (masked) samples: softplus(-D(fake)) or, saturating, -softplus(D(fake))."""
+    if form == NON_SATURATING:
+        return masked_mean(F.softplus(-fake_logits), mask)
+    if form == SATURATING:
+        return masked_mean(-F.softplus(fake_logits), mask)
+    raise ValueError(f"adversarial form must be one of {', '.join(ADVERSARIAL_FORMS)}, got {form!r}")
 
 
 def discriminator_adversarial_loss(
@@ -89,15 +106,17 @@ def local_generator_losses(
     d_locals: Mapping[str, nn.Module],
     sizes: Mapping[str, int],
     sampling_ratio: int = 1,
+    form: str = NON_SATURATING,
 ) -> dict[str, torch.Tensor]:
     """Generator side of eq. 12 per component {name: loss}. Sum them for L_adv-l.
 
+    `form` chooses the generator loss (see the module docstring; the default is our reading).
     Samples with `has_boxes` false are excluded; if no sample has boxes each loss is an exact 0 that
     is still connected to `restored` and to the discriminators (so backward and DDP behave).
     """
     crops = component_crops(restored, boxes, has_boxes, sizes, sampling_ratio)
     return {
-        name: generator_adversarial_loss(logits_of(d_locals[name], crops[name]), has_boxes)
+        name: generator_adversarial_loss(logits_of(d_locals[name], crops[name]), has_boxes, form)
         for name in COMPONENTS
         if name in d_locals
     }

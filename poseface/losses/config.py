@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from poseface.config import require_number, require_numbers
+from poseface.losses.adversarial import ADVERSARIAL_FORMS
 from poseface.losses.arcface import ARCFACE_KINDS
 from poseface.losses.dlib_resnet import FEATURE_LAYERS
 from poseface.losses.vgg import DEFAULT_LAYER_WEIGHTS, DEFAULT_LAYERS
@@ -35,6 +36,9 @@ class LossConfig:
     # --- weights of the generator objective (eq. 13, 14, 15, 16)
     global_adv: float = 0.5  # lambda_g: global non-saturating adversarial loss (eq. 11)
     local_adv: float = 3.0  # lambda_l: weight of the SUM over left eye + right eye + mouth (eq. 12-13)
+    # generator form of the local loss: "non_saturating" softplus(-D) (our reading, as eq. 11) |
+    # "saturating" log(1 - D) = -softplus(D), eq. 12 as written (its gradient vanishes while D(fake) -> 0)
+    local_adv_form: str = "non_saturating"
     l1: float = 8.0  # lambda_L1 on the restored face
     pyramid_l1: float = 1.0  # per-scale L1 of the decoder's RGB heads (GFPGAN's pyramid loss weight; not in the paper)
     feature_matching: float = 0.02  # lambda_FM: VGG19 feature matching (eq. 14)
@@ -86,6 +90,10 @@ class LossConfig:
             require_number(f"losses.{name}", getattr(self, name), 1)
         require_numbers("losses.vgg_layer_weights", self.vgg_layer_weights, 0)
         require_numbers("losses.dlib_feature_layer_weights", self.dlib_feature_layer_weights, 0)
+        if self.local_adv_form not in ADVERSARIAL_FORMS:
+            raise ValueError(
+                f"local_adv_form must be one of {', '.join(ADVERSARIAL_FORMS)}, got {self.local_adv_form!r}"
+            )
         if self.arcface not in ARCFACE_KINDS:
             raise ValueError(f"arcface must be one of {', '.join(ARCFACE_KINDS)}, got {self.arcface!r}")
         if self.feature_norm not in FEATURE_NORMS:

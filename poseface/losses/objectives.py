@@ -115,7 +115,13 @@ class GeneratorLoss(nn.Module):
                 raise ValueError("GeneratorLoss: pass boxes and d_locals or set losses.local_adv: 0")
             mask = has_boxes if has_boxes is not None else torch.ones(len(restored), dtype=torch.bool)
             per_component = local_generator_losses(
-                restored, boxes, mask, d_locals, crop_sizes_for(cfg, restored.shape[-1]), cfg.crop_sampling_ratio
+                restored,
+                boxes,
+                mask,
+                d_locals,
+                crop_sizes_for(cfg, restored.shape[-1]),
+                cfg.crop_sampling_ratio,
+                cfg.local_adv_form,
             )
             for name, value in per_component.items():
                 terms[f"adv_{name}"] = value.detach()

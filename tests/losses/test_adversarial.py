@@ -49,10 +49,41 @@ def test_generator_loss_is_non_saturating_softplus():
     logits = torch.tensor([-2.0, 0.0, 3.0])
     expected = sum(by_hand_softplus(-v) for v in logits.tolist()) / 3
     assert generator_adversarial_loss(logits).item() == pytest.approx(expected, rel=1e-6)
-    # the same as cross-entropy with target "real" (eq. 12): -log(sigmoid(x))
+    # the same as cross-entropy with target "real": -log(sigmoid(x)) (NOT eq. 12's log(1 - D), see below)
     assert generator_adversarial_loss(logits).item() == pytest.approx(
         -torch.sigmoid(logits).log().mean().item(), rel=1e-6
     )
+
+
+def test_saturating_generator_loss_is_log_one_minus_d():
+    logits = torch.tensor([-4.0, -0.5, 0.0, 2.0])
+    expected = torch.log(1 - torch.sigmoid(logits.double())).mean()  # eq. 12 as written, D = sigmoid(logit)
+    assert generator_adversarial_loss(logits, form="saturating").item() == pytest.approx(expected.item(), rel=1e-6)
+    assert generator_adversarial_loss(logits).item() == pytest.approx(
+        generator_adversarial_loss(logits, form="non_saturating").item()
+    )
+
+
+def logit_gradient(logits: list[float], form: str) -> torch.Tensor:
+    values = torch.tensor(logits, requires_grad=True)
+    generator_adversarial_loss(values, form=form).backward()
+    return values.grad * len(logits)  # per-sample gradient (the loss is a mean)
+
+
+def test_saturating_gradient_differs_and_vanishes_as_d_of_fake_goes_to_zero():
+    logits = [-12.0, -3.0, 0.0, 3.0]  # D(fake) = sigmoid(l) from ~6e-6 to 0.95
+    saturating = logit_gradient(logits, "saturating")
+    non_saturating = logit_gradient(logits, "non_saturating")
+    torch.testing.assert_close(saturating, -torch.sigmoid(torch.tensor(logits)))
+    torch.testing.assert_close(non_saturating, -torch.sigmoid(-torch.tensor(logits)))
+    assert not torch.allclose(saturating, non_saturating)
+    assert abs(saturating[0].item()) < 1e-5  # D(fake) -> 0: the saturating form gives the generator nothing
+    assert non_saturating[0].item() == pytest.approx(-1.0, abs=1e-5)  # the non-saturating one still pushes
+
+
+def test_unknown_adversarial_form_is_one_line_error():
+    with pytest.raises(ValueError, match=r"^adversarial form must be one of non_saturating, saturating, got 'x'$"):
+        generator_adversarial_loss(torch.zeros(2), form="x")
 
 
 def test_discriminator_loss_by_hand():
@@ -133,6 +164,18 @@ def test_local_generator_loss_uses_only_samples_with_boxes():
     sum(losses.values()).backward()
     assert restored.grad[0].abs().sum() > 0
     assert restored.grad[1].abs().sum() == 0  # masked sample gets no gradient
+
+
+def test_local_generator_loss_saturating_form_is_minus_softplus_of_the_crop_logits():
+    ds = make_local_ds()
+    restored = torch.randn(3, 3, 64, 64)
+    has = torch.tensor([True, True, False])
+    sizes = component_crop_sizes(64)
+    losses = local_generator_losses(restored, BOXES, has, ds, sizes, form="saturating")
+    for index, name in enumerate(["left_eye", "right_eye", "mouth"]):
+        crops = roi_crop(restored[has], BOXES[has][:, index], sizes[name])
+        d_fake = torch.sigmoid(ds[name](crops).flatten(1).mean(1))
+        torch.testing.assert_close(losses[name], torch.log(1 - d_fake).mean())
 
 
 def test_local_loss_without_any_boxes_is_zero_with_a_graph_even_for_nan_boxes():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 import poseface.losses.objectives as objectives
 from poseface.config import from_dict
+from poseface.errors import PoseFaceError
 from poseface.losses import (
     DiscriminatorLoss,
     GeneratorLoss,
@@ -58,6 +59,24 @@ def test_defaults_are_the_paper_weights():
     assert from_dict(LossConfig, {"feature_matching": 0}).feature_matching == 0.0
     with pytest.raises(ValueError):
         LossConfig(l1=-1)
+
+
+def test_local_adv_form_default_is_non_saturating_and_a_bad_value_is_one_line():
+    assert LossConfig().local_adv_form == "non_saturating"
+    assert from_dict(LossConfig, {"local_adv_form": "saturating"}).local_adv_form == "saturating"
+    with pytest.raises(PoseFaceError) as info:
+        from_dict(LossConfig, {"local_adv_form": "literal"}, where="losses")
+    assert str(info.value) == "losses: local_adv_form must be one of non_saturating, saturating, got 'literal'"
+
+
+@pytest.mark.parametrize("form", ["non_saturating", "saturating"])
+def test_generator_loss_wires_local_adv_form(form):
+    restored, gt, rgbs, boxes, has, d_global, d_locals = inputs()
+    cfg = LossConfig(feature_matching=0, face_preserving=0, local_adv_form=form)
+    _, terms = GeneratorLoss(cfg)(restored, gt, rgbs, boxes, has, d_global, d_locals)
+    local = local_generator_losses(restored, boxes, has, d_locals, component_crop_sizes(SIZE), form=form)
+    torch.testing.assert_close(terms["adv_local"], torch.stack(list(local.values())).sum().detach())
+    assert (terms["adv_local"] < 0) == (form == "saturating")  # -softplus < 0 < softplus
 
 
 def test_generator_total_is_the_weighted_sum_of_directly_computed_terms():
