@@ -73,6 +73,19 @@ def build_trained_discriminators(
     return d_global.to(device), d_locals.to(device)
 
 
+def freeze_trained_d(d_global: GlobalDiscriminator, cfg: ExperimentConfig, warn: bool = True) -> list[str]:
+    """FreezeD on the global D (train.freeze_d_layers); warns when the layers it freezes are random (no train.init_gpen_d)."""
+    n_layers = cfg.train.freeze_d_layers
+    if warn and n_layers > 0 and not cfg.train.init_gpen_d:
+        logger.warning(
+            "train.freeze_d_layers %d without train.init_gpen_d: FreezeD fixes the first %d layers of a randomly "
+            "initialised discriminator; pass --init-gpen-d GPEN-D.pth or set train.freeze_d_layers: 0",
+            n_layers,
+            n_layers,
+        )
+    return freeze_d(d_global, n_layers)
+
+
 def init_from_weights(model: PoseFaceNet, path: str) -> None:
     """Start from a trained PoseFace model (e.g. the bundled one): same architecture required, fp16 files are fine."""
     from poseface.models import bundled_weights
@@ -111,7 +124,7 @@ class Trainer:
 
         self.model = build_restorer(cfg, self.device)
         self.d_global, self.d_locals = build_trained_discriminators(cfg, self.device)
-        self.frozen_d = freeze_d(self.d_global, t.freeze_d_layers)
+        self.frozen_d = freeze_trained_d(self.d_global, cfg, warn=self.process.is_main)
 
         self.train_set = dataset if dataset is not None else self._dataset("train")
         self.val_set = val_dataset if val_dataset is not None else self._dataset("val")

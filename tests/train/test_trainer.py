@@ -158,6 +158,29 @@ def test_freeze_d_layers_do_not_change(make_trainer):
     assert not torch.equal(trained, trainer.d_global.final_conv[0].weight)
 
 
+FREEZE_RANDOM_D = "without train.init_gpen_d: FreezeD fixes the first 2 layers of a randomly initialised discriminator"
+
+
+def freeze_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and FREEZE_RANDOM_D in r.getMessage()]
+
+
+def test_freeze_d_on_a_random_discriminator_warns_once(make_trainer, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="poseface.train"):
+        trainer = make_trainer(out_dir=tmp_path / "random")  # freeze_d_layers=2, no init_gpen_d
+        trainer.train_step(fixed_batch())
+    assert freeze_warnings(caplog) == [
+        "train.freeze_d_layers 2 " + FREEZE_RANDOM_D + "; pass --init-gpen-d GPEN-D.pth or set train.freeze_d_layers: 0"
+    ]
+    gpen_d = tmp_path / "gpen_d.pth"
+    torch.save(trainer.d_global.state_dict(), gpen_d)  # a GPEN-layout discriminator file
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="poseface.train"):
+        make_trainer(out_dir=tmp_path / "gpen", init_gpen_d=str(gpen_d))
+        make_trainer(out_dir=tmp_path / "unfrozen", freeze_d_layers=0)
+    assert freeze_warnings(caplog) == []
+
+
 def test_non_finite_loss_skips_the_batch_and_repeated_ones_stop_the_run(make_trainer):
     trainer = make_trainer(max_bad_steps=3)
     batch = fixed_batch()
