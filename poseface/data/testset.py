@@ -6,7 +6,9 @@
     OUT/lq/<name>.png          eq. 17 applied to it (same size as gt); with `sr=K`: the gt bicubic-
                                down-sampled by K (PIL's antialiased bicubic), NOT up-sampled back,
                                so each method can use its own up-sampling (the paper up-samples to
-                               the original scale before its network, Table 2)
+                               the original scale before its network, Table 2). Down-sampling the
+                               CLEAN gt is our reading of Table 2 (the paper does not say whether it
+                               down-sampled the clean or the degraded CelebA faces; docs/data.md)
     OUT/params.json            seed, settings, degradation config, package version and every drawn
                                parameter per image (plus images skipped as unreadable)
     OUT/contact_sheet.png      the first rows as clean | degraded, parameters under each LQ image
