@@ -1,8 +1,17 @@
-"""PoseFace: blind face restoration for pose-varied faces (MMRB codec + StyleGAN2 prior)."""
+"""PoseFace: blind face restoration for pose-varied faces (MMRB codec + StyleGAN2 prior).
+
+Re-export policy, the same for every package: its `__init__` names its public API in a literal
+`__all__` (tests/test_exports.py checks that every name resolves) and imports it eagerly, except where
+the package's import must stay light (`poseface`, `poseface.faces`, `poseface.data`: no torch;
+`poseface.train`: not the trainer), which lists those names in `_EXPORTS` and loads each on first use
+(`poseface._lazy.lazy_exports`, with a `__dir__` that shows them).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from poseface._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -17,7 +26,7 @@ _EXPORTS = {
     "Result": "poseface.faces.restorer",
     "PoseFaceError": "poseface.errors",
 }
-__all__ = [  # literal, so that tools read it; tests/test_exit_codes.py checks it against _EXPORTS
+__all__ = [  # literal, so that tools read it; tests/test_exports.py checks it against _EXPORTS
     "ModelConfig",
     "PoseFaceError",
     "PoseFaceNet",
@@ -35,13 +44,4 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from poseface.models import ModelConfig, PoseFaceNet, convert_gpen, load_model, save_model
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'poseface' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, globals())

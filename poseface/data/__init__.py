@@ -5,11 +5,18 @@ Import the submodules directly (`poseface.data.degradation`, `.landmarks`, `.sou
 lazily so that importing `poseface.data` does not import torch.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from poseface._lazy import lazy_exports
 from poseface.data.degradation import DegradationConfig, apply_degradation, degrade, preset, sample_degradation
 from poseface.data.landmarks import component_boxes, compute_landmarks, load_landmarks
 from poseface.data.sources import ImageSource, open_source
 from poseface.data.testset import make_test_set
 from poseface.data.visualize import contact_sheet
+
+_EXPORTS = {"FaceDataset": "poseface.data.dataset"}  # torch
 
 __all__ = [
     "DegradationConfig",
@@ -28,9 +35,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name == "FaceDataset":
-        from poseface.data.dataset import FaceDataset
+if TYPE_CHECKING:  # what editors and type checkers see
+    from poseface.data.dataset import FaceDataset
 
-        return FaceDataset
-    raise AttributeError(f"module 'poseface.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, globals())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from poseface._lazy import lazy_exports
+
 # Lazy, so that `import poseface.faces.dlib_models` does not pull in torch.
 _EXPORTS = {
     "Restorer": "poseface.faces.restorer",
@@ -23,13 +25,4 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from poseface.faces.restorer import FaceResult, Restorer, Result
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'poseface.faces' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__, globals())

@@ -8,4 +8,4 @@ JSON with the input and output previews (face boxes drawn) and a download link, 
 
 from poseface.serve.app import RestoreService, ServeLimits, render_page, start_server
 
-__all__ = ["render_page", "RestoreService", "ServeLimits", "start_server"]
+__all__ = ["RestoreService", "ServeLimits", "render_page", "start_server"]
