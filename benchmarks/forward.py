@@ -57,7 +57,7 @@ def measure_model(
 
     from poseface.models.cli import model_config_from_yaml
     from poseface.models.info import gflops
-    from poseface.models.restorer import PoseFaceNet, inference_forward
+    from poseface.models.network import PoseFaceNet, inference_forward
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

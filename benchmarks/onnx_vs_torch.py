@@ -6,7 +6,7 @@ Exports the model (default: the bundled one) with `poseface.models.onnx_export.e
 temporary folder, prints the export check (max |onnxruntime - torch| on random and astronaut faces
 at batch 1 and 3), then times one forward per backend in turn (interleaved, so both see the same
 machine load) after a warm-up, with the same number of threads, and prints the medians as a table.
-PyTorch runs as the restorer runs it (fp32, inference mode, `models.restorer.inference_forward`: the
+PyTorch runs as the restorer runs it (fp32, inference mode, `models.network.inference_forward`: the
 per-sample "weights" path) and with the batched `modulate="activations"` path that is exported.
 """
 
@@ -41,9 +41,9 @@ def main() -> None:
     import torch
 
     from poseface import models
+    from poseface.models.network import inference_forward
     from poseface.models.onnx_backend import load_onnx_model
     from poseface.models.onnx_export import OPSET, export_onnx
-    from poseface.models.restorer import inference_forward
 
     torch.set_num_threads(args.threads)
     weights = Path(args.weights) if args.weights else models.bundled_weights()

@@ -31,7 +31,7 @@ from poseface.faces.align import align_face, similarity_scale
 from poseface.faces.detail import detail_share, keep_input_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
-from poseface.models.restorer import inference_forward
+from poseface.models.network import inference_forward
 from poseface.tensorimage import images_to_tensor, tensor_to_images
 
 log = logging.getLogger("poseface.faces")

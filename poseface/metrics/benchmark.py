@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from poseface.models.restorer import inference_forward
+from poseface.models.network import inference_forward
 
 
 @dataclass

@@ -7,7 +7,7 @@ from poseface.models.config import ModelConfig
 from poseface.models.discriminator import ComponentDiscriminator, GlobalDiscriminator, build_discriminators, freeze_d
 from poseface.models.gpen import convert_gpen
 from poseface.models.mmrb import MMRB
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 from poseface.zoo import BUNDLED_SHA256, entry
 
 BUNDLED_WEIGHTS = entry("poseface-small-utkface").local_path()  # its sha256: BUNDLED_SHA256 (poseface/zoo.py)

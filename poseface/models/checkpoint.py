@@ -22,7 +22,7 @@ from poseface.config import from_dict, to_dict
 from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write
 from poseface.models.config import ModelConfig
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 from poseface.models.state_dict import load_exact
 
 FORMAT = "poseface"

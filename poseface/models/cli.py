@@ -14,7 +14,7 @@ from poseface.models.config import ModelConfig
 from poseface.models.discriminator import build_discriminators
 from poseface.models.gpen import convert_gpen
 from poseface.models.info import count_parameters, mmrb_gflops, model_gflops
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

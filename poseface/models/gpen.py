@@ -25,7 +25,7 @@ from torch import nn
 from poseface.errors import PoseFaceError
 from poseface.models.config import ModelConfig
 from poseface.models.discriminator import GlobalDiscriminator
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 from poseface.models.state_dict import GPEN_WRAPPER_KEYS, read_state_dict
 
 logger = logging.getLogger("poseface.train")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 
 
 def _count(parameters) -> int:

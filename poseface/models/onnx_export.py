@@ -32,8 +32,8 @@ from torch import nn
 from poseface.errors import PoseFaceError
 from poseface.imageio import atomic_write
 from poseface.models.checkpoint import METADATA_KEY, model_document
+from poseface.models.network import PoseFaceNet, inference_forward
 from poseface.models.onnx_backend import INPUT_NAME, OUTPUT_NAME, load_onnx_model
-from poseface.models.restorer import PoseFaceNet, inference_forward
 
 OPSET = 18
 EXPORT_KEY = "poseface_onnx"  # metadata_props key of the export facts (opset, names, exporter)

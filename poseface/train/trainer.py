@@ -30,7 +30,7 @@ from poseface.errors import PoseFaceError
 from poseface.losses.objectives import DiscriminatorLoss, GeneratorLoss, nonfinite_terms
 from poseface.models.discriminator import GlobalDiscriminator, build_discriminators, freeze_d
 from poseface.models.gpen import init_from_gpen, load_gpen_discriminator
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 from poseface.train import checkpoint as ckpt
 from poseface.train import runlog
 from poseface.train.config import ExperimentConfig

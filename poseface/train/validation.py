@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from poseface.models.restorer import inference_forward
+from poseface.models.network import inference_forward
 from poseface.train.visual import to_uint8
 
 CHUNK = 8  # faces a forward pass

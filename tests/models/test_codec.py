@@ -2,7 +2,7 @@ import torch
 
 from poseface.models.codec import Decoder, Encoder
 from poseface.models.config import ModelConfig
-from poseface.models.restorer import PoseFaceNet
+from poseface.models.network import PoseFaceNet
 
 SMALL = ModelConfig(size=32, style_dim=32, narrow=1 / 32, channel_multiplier=1)
 

@@ -15,7 +15,7 @@ import torch
 from poseface import models
 from poseface.cli import main
 from poseface.errors import PoseFaceError
-from poseface.models.restorer import inference_forward
+from poseface.models.network import inference_forward
 from poseface.models.stylegan2 import ModulatedConv2d
 
 HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxscript", "onnxruntime"))
