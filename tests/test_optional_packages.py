@@ -36,7 +36,7 @@ def test_a_missing_optional_package_names_the_extra(without):
 
 def test_training_curves_are_skipped_with_one_warning_without_matplotlib(without, tmp_path, caplog):
     from poseface.train.runlog import TRAIN_LOG, VAL_LOG
-    from poseface.train.visual import plot_curves
+    from poseface.train.visualize import plot_curves
 
     (tmp_path / TRAIN_LOG).write_text("step,l1\n1,0.5\n2,0.4\n")
     (tmp_path / VAL_LOG).write_text("step,psnr,ssim,psnr_input,ssim_input\n2,24.0,0.7,23.0,0.6\n")

@@ -40,7 +40,7 @@ from poseface.train.interrupt import DeferredInterrupt
 from poseface.train.optim import build_optimizer, build_scheduler, resume_schedule
 from poseface.train.sampler import EpochIndexed, StepBatches
 from poseface.train.validation import Images, val_batch, validate
-from poseface.train.visual import plot_curves, write_grid
+from poseface.train.visualize import plot_curves, write_grid
 
 logger = logging.getLogger("poseface.train")
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from poseface.models.network import inference_forward
-from poseface.train.visual import to_uint8
+from poseface.train.visualize import to_uint8
 
 CHUNK = 8  # faces a forward pass
 

@@ -96,7 +96,7 @@ def test_adversarial_terms_and_discriminators_start_at_adversarial_start(make_tr
     assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
     trainer.fit(max_steps=1, progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
-    from poseface.train.visual import read_csv
+    from poseface.train.visualize import read_csv
 
     log = read_csv(tmp_path / "adv" / "train_log.csv")
     assert log["step"] == [1, 2, 3]
@@ -111,7 +111,7 @@ def test_discriminators_can_start_before_the_generator_sees_their_gradients(make
     assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
     trainer.fit(max_steps=2, progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(d_before, trainer.d_locals.parameters()))
-    from poseface.train.visual import read_csv
+    from poseface.train.visualize import read_csv
 
     log = read_csv(tmp_path / "warm" / "train_log.csv")
     assert math.isnan(log["d_total"][0]) and all(math.isfinite(v) for v in log["d_total"][1:3])
@@ -359,7 +359,7 @@ def test_config_errors_are_one_line(tmp_path, capsys):
 
 def test_compare_validation_draws_every_run_and_rejects_a_non_run(tmp_path):
     from poseface.imageio import read_rgb
-    from poseface.train.visual import compare_validation
+    from poseface.train.visualize import compare_validation
 
     for name, offset in (("a", 0.0), ("b", 1.0)):
         run = tmp_path / name
