@@ -26,19 +26,24 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")  # `poseface restore`
 DEFAULT_MAX_PIXELS = 20000 * 20000  # decompression-bomb limit: 400 megapixels
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Image files below `folder`, sorted, by suffix (content is checked when read)."""
+def list_images(
+    folder: str | os.PathLike, recursive: bool = True, suffixes: tuple[str, ...] = IMAGE_SUFFIXES
+) -> list[Path]:
+    """Image files (or files with other `suffixes`) below `folder`, sorted, by suffix (content is
+    checked when read)."""
     root = Path(folder)
     if not root.is_dir():
         raise PoseFaceError(f"{root}: not a folder")
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes)
 
 
-def broken_links(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
-    """Symbolic links below `folder` with an image suffix whose target does not exist, sorted."""
+def broken_links(
+    folder: str | os.PathLike, recursive: bool = True, suffixes: tuple[str, ...] = IMAGE_SUFFIXES
+) -> list[Path]:
+    """Symbolic links below `folder` with one of `suffixes` whose target does not exist, sorted."""
     pattern = "**/*" if recursive else "*"
-    found = (p for p in Path(folder).glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = (p for p in Path(folder).glob(pattern) if p.suffix.lower() in suffixes)
     return sorted(p for p in found if p.is_symlink() and not p.exists())
 
 

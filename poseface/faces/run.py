@@ -24,6 +24,7 @@ from poseface.faces.restorer import Restorer, Result, not_enough_memory, split_l
 from poseface.faces.visualize import draw_boxes
 from poseface.imageio import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     OUTPUT_SUFFIXES,
     TEMPORARY_PREFIX,
     VIDEO_SUFFIXES,
@@ -148,12 +149,12 @@ def collect_inputs(
                 raise PoseFaceError(
                     f"{output}: the output folder is the input folder {text}; choose another output folder (-o)"
                 )
-            for found in list_images(path, recursive=recursive):
+            for found in list_images(path, recursive=recursive, suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES):
                 if not _inside(found, output):
                     files.append(InputFile(found, found.relative_to(path).with_suffix("")))
             missing += [
                 _broken_link(link)
-                for link in broken_links(path, recursive=recursive)
+                for link in broken_links(path, recursive=recursive, suffixes=IMAGE_SUFFIXES + VIDEO_SUFFIXES)
                 if not _inside(link.parent, output)
             ]
         elif path.is_file():

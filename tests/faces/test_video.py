@@ -232,3 +232,18 @@ def test_a_file_that_is_not_a_video_is_skipped_with_one_line(tmp_path, monkeypat
     lines = [line for line in capsys.readouterr().err.splitlines() if "notes.mp4" in line]
     assert len(lines) == 1 and lines[0].startswith(f"poseface: skipped {bad}: not a readable video (")
     assert lines[0].endswith("; check the file with ffprobe")
+
+
+def test_a_video_inside_an_input_folder_is_picked_up_with_the_images(tmp_path, monkeypatch, capsys):
+    from poseface.faces.run import collect_inputs
+
+    folder = tmp_path / "inbox"
+    (folder / "trip").mkdir(parents=True)
+    (folder / "trip" / "notes.mp4").write_text("not a video")
+    (folder / "readme.txt").write_text("not an input")
+    files, missing = collect_inputs([str(folder)], tmp_path / "out", recursive=True)
+    assert [item.path.name for item in files] == ["notes.mp4"] and missing == []
+    assert collect_inputs([str(folder)], tmp_path / "out", recursive=False)[0] == []  # sub-folder, not recursive
+    use_model(monkeypatch, IdentityModel(128))
+    assert main(restore_args(folder, tmp_path / "out", "-r")) == 1  # reached the video reader: skipped, one line
+    assert "notes.mp4: not a readable video" in capsys.readouterr().err
