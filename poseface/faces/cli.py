@@ -1,4 +1,4 @@
-"""`poseface restore`: a thin wrapper over `Restorer` and `restore_files`."""
+"""`poseface restore` (a thin wrapper over `Restorer` and `restore_files`) and `poseface fit-detail`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from poseface.cli import exit_code
 from poseface.devices import DEVICE_HELP
+from poseface.errors import PoseFaceError
 from poseface.faces.detect import DETECTORS, DetectorOptions
 from poseface.faces.restorer import PRECISIONS, Restorer
 from poseface.faces.run import EXTENSIONS, RunOptions, restore_files
@@ -107,6 +108,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"skip images, and outputs times --upscale, larger than this (decompression-bomb limit, default {DEFAULT_MAX_PIXELS})",
     )
     sub.set_defaults(func=run_restore)
+    register_fit_detail(subparsers)
+
+
+FIT_MIX = {"mild": 0.25, "near_clean": 0.1}  # the rest eq. 17: the bundled model's training mixture
+
+
+def register_fit_detail(subparsers: argparse._SubParsersAction) -> None:
+    from poseface.models.cli import add_overwrite_argument
+
+    sub = subparsers.add_parser(
+        "fit-detail",
+        help="fit a model's never-worse rule (input vs restored detail) on degraded training faces",
+        description="Degrade training faces (eq. 17 65%%, mild 25%%, near clean 10%%), restore them, and fit per-band "
+        "weights that blend the input's and the restored face's detail (poseface/faces/detail.py). Writes a copy of "
+        "the weights that carries the rule; `restore` and `evaluate` then use it.",
+    )
+    sub.add_argument("weights", help="PoseFace .safetensors weights (or `bundled`)")
+    sub.add_argument("--hq", required=True, help="folder or .tar of clean faces (its training split is used)")
+    sub.add_argument("-o", "--output", required=True, help="output .safetensors (a .json config is written beside it)")
+    sub.add_argument("--count", type=int, default=600, help="training faces to fit on (default 600)")
+    sub.add_argument("--keep-list", help="keep.json of `poseface curate`: fit on the kept faces only")
+    sub.add_argument("--val-fraction", type=float, default=0.02, help="the run's data.val_fraction (default 0.02)")
+    sub.add_argument("--seed", type=int, default=0, help="which faces and degradations (default 0)")
+    sub.add_argument("--half", action="store_true", help="store the weights as float16, like `export --half`")
+    add_overwrite_argument(sub)
+    sub.set_defaults(func=run_fit_detail)
+
+
+def run_fit_detail(args: argparse.Namespace) -> int:
+    """Exit code 0, or 2 (PoseFaceError) for a usage error."""
+    from poseface.faces.fit_detail import fit_and_measure
+    from poseface.models.cli import check_weights_output
+
+    if args.count < 8:
+        raise PoseFaceError(f"--count {args.count}: fit on at least 8 faces (600 is the default)")
+    output = Path(args.output)
+    check_weights_output(output, args.overwrite)
+    table = fit_and_measure(
+        args.weights,
+        args.hq,
+        output,
+        count=args.count,
+        keep_list=args.keep_list,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        mix=FIT_MIX,
+        half=args.half,
+    )
+    print(table)
+    print(f"wrote {output} and {output.with_suffix('.json')}")
+    return 0
 
 
 def run_restore(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from poseface.data.imageops import resize_to_model
 from poseface.devices import resolve_device
 from poseface.errors import ParameterError, PoseFaceError
 from poseface.faces.align import align_face, similarity_scale
-from poseface.faces.detail import detail_share, keep_input_detail
+from poseface.faces.detail import FusionRule, detail_share, restore_detail
 from poseface.faces.detect import DetectedFace, DetectorOptions, center_face, detect_faces
 from poseface.faces.paste import PasteFace, antialiased, face_mask, paste_faces, upscale_matrix
 from poseface.models.network import inference_forward
@@ -215,6 +215,9 @@ class Restorer:
                 f"{', '.join(model.precisions)}; drop --precision or pass the .safetensors weights"
             )
         self.model = model.to(self.device).eval()
+        rule = getattr(model, "detail_rule", None)  # fitted by `poseface fit-detail`; else the fixed rule
+        where = getattr(model, "path", weights or "the model")
+        self.detail_rule = FusionRule.from_dict(rule, where=str(where)) if isinstance(rule, dict) else None
         self.size = int(config.size)
         self.template = np.asarray(config.template(), dtype=np.float64)
         self.mask = face_mask(self.size, self.template)
@@ -379,7 +382,8 @@ class Restorer:
         network_seconds = time.perf_counter() - start
         for face, out, non_finite in zip(all_faces, restored, bad):
             face.non_finite = bool(non_finite)
-            face.restored = keep_input_detail(face.crop, out) if self.keep_detail and not non_finite else out
+            keep = self.keep_detail and not non_finite
+            face.restored = restore_detail(face.crop, out, self.detail_rule) if keep else out
         for key, prepared in pending:
             if all_faces:
                 prepared.timings["network"] = network_seconds * len(prepared.faces) / len(all_faces)

@@ -32,8 +32,11 @@ DIGEST_KEY = "poseface_sha256"  # content_digest() of the document and the tenso
 CHUNK = 1 << 20
 
 
-def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
+def model_document(
+    config: ModelConfig, provenance: dict[str, Any] | None = None, detail_rule: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON document of a weights file; `detail_rule` is the fitted rule of faces/detail.py, if any."""
+    document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": "PoseFaceNet",
@@ -41,6 +44,9 @@ def model_document(config: ModelConfig, provenance: dict[str, Any] | None = None
         "face_template": [list(p) for p in config.template()],
         "provenance": provenance or {},
     }
+    if detail_rule is not None:
+        document["detail_rule"] = detail_rule
+    return document
 
 
 def content_digest(document_text: str, data: Iterable[bytes]) -> str:
@@ -100,7 +106,7 @@ def save_model(
         raise PoseFaceError(f"{path}: weights are saved as .safetensors; change the file name")
     provenance = dict(provenance or {})
     provenance.setdefault("saved", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    document = model_document(model.config, provenance)
+    document = model_document(model.config, provenance, getattr(model, "detail_rule", None))
     state = {
         k: v.detach().to("cpu", dtype=dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
         for k, v in model.state_dict().items()
@@ -189,6 +195,7 @@ def load_safetensors_model(path: Path) -> PoseFaceNet:
     )
     refuse_non_finite(state, path)
     model.provenance = document.get("provenance", {})
+    model.detail_rule = document.get("detail_rule")  # checked where it is used (faces/detail.FusionRule)
     return model
 
 
